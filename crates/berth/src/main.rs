@@ -1,0 +1,36 @@
+//! berth: a container engine. One binary, dispatched by its first argument or by the name it
+//! was invoked as (`berth-runtime` is the OCI runtime).
+
+mod runtime_cli;
+mod runtime_spec;
+
+fn usage() -> i32 {
+    eprintln!(
+        "Usage: berth COMMAND\n\n\
+         Commands:\n  \
+           runtime   OCI runtime with runc's command line (also invoked as berth-runtime)\n  \
+           version   Show the berth version\n"
+    );
+    125
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let argv0 = args
+        .first()
+        .map(|a| a.rsplit('/').next().unwrap_or(a).to_string())
+        .unwrap_or_default();
+    let code = if argv0.starts_with("berth-runtime") {
+        runtime_cli::main(args)
+    } else {
+        match args.get(1).map(String::as_str) {
+            Some("runtime") => runtime_cli::main(args[1..].to_vec()),
+            Some("version") | Some("--version") | Some("-v") => {
+                println!("berth version {}", env!("CARGO_PKG_VERSION"));
+                0
+            }
+            _ => usage(),
+        }
+    };
+    std::process::exit(code);
+}
