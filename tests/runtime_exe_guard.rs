@@ -9,7 +9,10 @@ use common::*;
 
 fn file_hash(p: &std::path::Path) -> (u64, Vec<u8>) {
     let data = std::fs::read(p).unwrap();
-    (data.len() as u64, data[data.len().saturating_sub(4096)..].to_vec())
+    (
+        data.len() as u64,
+        data[data.len().saturating_sub(4096)..].to_vec(),
+    )
 }
 
 #[test]
@@ -47,7 +50,11 @@ fn proc_exe_of_the_runtime_is_not_writable_from_the_container() {
     );
     // What the container reaches is the read-only bind, so even once no process runs the
     // binary (no ETXTBSY), a write through a descriptor kept from /proc/1/exe gets EROFS.
-    assert_eq!(out.stdout.lines().next(), Some("/run/berth/exe/berth"), "{out}");
+    assert_eq!(
+        out.stdout.lines().next(),
+        Some("/run/berth/exe/berth"),
+        "{out}"
+    );
     assert_eq!(before, file_hash(&prog), "host binary changed");
     // The binary the container sees is the read-only bind, never the writable original.
     let sealed = std::path::Path::new("/run/berth/exe/berth");

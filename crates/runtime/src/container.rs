@@ -360,18 +360,19 @@ impl Runtime {
             }
             nix::unistd::ForkResult::Parent { child: ipid } => {
                 drop(child);
+                // Create the cgroup and write its limits while the intermediate clones the init.
+                let resources = effective_resources(spec);
+                let limits = match &resources {
+                    Some(r) => cgroup.set(r),
+                    None => Ok(()),
+                };
                 let msg = parent.expect("Pid", |m| matches!(m, Msg::Pid(_)));
                 reap_intermediate(ipid.as_raw());
                 let Msg::Pid(pid) = msg? else {
                     return Err(Error::Usage("internal: expected a pid".into()));
                 };
                 guard.pid = Some(pid);
-
-                let resources = effective_resources(spec);
-                cgroup.apply(pid)?;
-                if let Some(r) = &resources {
-                    cgroup.set(r)?;
-                }
+                limits?;
                 if plan.new_user() {
                     write_id_maps(pid, spec)?;
                 }
@@ -393,6 +394,9 @@ impl Runtime {
                 };
                 let creating = serde_json::to_string(&st.oci(Status::Creating)).unwrap_or_default();
                 parent.send(&Msg::Go(creating.clone()))?;
+                // The init mounts its filesystems meanwhile.
+                cgroup.apply(pid)?;
+                parent.send(&Msg::CgroupReady)?;
                 loop {
                     match parent.recv()? {
                         Some(Msg::RunHooks) => {

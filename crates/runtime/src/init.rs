@@ -149,10 +149,6 @@ fn container_init(cfg: &InitConfig) -> Result<std::convert::Infallible> {
     {
         crate::namespaces::loopback_up().map_err(|e| Error::Config(e.to_string()))?;
     }
-    if cfg.plan.new_cgroup {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
-            .map_err(sys("unshare cgroup namespace"))?;
-    }
     let has_uts = cfg.plan.has(LinuxNamespaceType::Uts);
     if let Some(h) = spec.hostname() {
         if !has_uts {
@@ -181,11 +177,29 @@ fn container_init(cfg: &InitConfig) -> Result<std::convert::Infallible> {
         rootfs: cfg.rootfs,
         in_user_ns: cfg.plan.has(LinuxNamespaceType::User),
         cgroup_ns: cfg.plan.has(LinuxNamespaceType::Cgroup),
-        cgroup_binds: own_cgroup_dirs(),
+        cgroup_binds: Vec::new(),
         cgroup_v2: crate::cgroups::detect() == crate::cgroups::Version::V2,
     };
+    // Mount what does not depend on the cgroup while the runtime moves us into it; the
+    // cgroup namespace and cgroup mounts wait for CgroupReady.
+    let mounts = spec.mounts().as_deref().unwrap_or_default();
+    let split = mounts
+        .iter()
+        .position(|m| matches!(m.typ().as_deref(), Some("cgroup") | Some("cgroup2")))
+        .unwrap_or(mounts.len());
     rootfs::prepare(&ctx, propagation)?;
-    rootfs::mount_all(&ctx, spec.mounts().as_deref().unwrap_or_default())?;
+    rootfs::mount_all(&ctx, &mounts[..split], 0)?;
+    cfg.sync
+        .expect("CgroupReady", |m| matches!(m, Msg::CgroupReady))?;
+    if cfg.plan.new_cgroup {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+            .map_err(sys("unshare cgroup namespace"))?;
+    }
+    let ctx = rootfs::Context {
+        cgroup_binds: own_cgroup_dirs(),
+        ..ctx
+    };
+    rootfs::mount_all(&ctx, &mounts[split..], split)?;
     rootfs::create_devices(
         &ctx,
         linux

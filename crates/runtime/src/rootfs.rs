@@ -295,10 +295,11 @@ fn make_parent_private(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Mount every entry of `mounts` under the rootfs.
-pub fn mount_all(ctx: &Context, mounts: &[Mount]) -> Result<()> {
-    for (index, m) in mounts.iter().enumerate() {
-        mount_one(ctx, index, m)?;
+/// Mount every entry of `mounts` under the rootfs; `first` is the index of `mounts[0]` in the
+/// spec's list (for error messages).
+pub fn mount_all(ctx: &Context, mounts: &[Mount], first: usize) -> Result<()> {
+    for (i, m) in mounts.iter().enumerate() {
+        mount_one(ctx, first + i, m)?;
     }
     Ok(())
 }

@@ -36,6 +36,10 @@ pub enum Msg {
     /// runtime -> child: cgroups and id maps are in place; go on. Carries the OCI state JSON
     /// (for hooks run inside the container).
     Go(String),
+    /// runtime -> init: the init is in its cgroup (it may now create its cgroup namespace and
+    /// mount cgroup filesystems). Sent after `Go`, so the init mounts while the slow cgroup
+    /// migration (an RCU grace period in the kernel) is under way.
+    CgroupReady,
     /// init -> runtime: namespaces and mounts are ready; run prestart/createRuntime hooks now.
     RunHooks,
     /// runtime -> init: hooks done.

@@ -1,0 +1,607 @@
+//! Tests of layer apply/diff, including crafted malicious tars (run as root: device nodes,
+//! ownership, trusted.* xattrs).
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use tar::{Builder, EntryType, Header};
+
+use super::*;
+use crate::digest::Digest;
+
+/// Builds tar entries with raw path/link bytes (no sanitising, unlike tar's own helpers).
+struct Tb {
+    b: Builder<Vec<u8>>,
+}
+
+impl Tb {
+    fn new() -> Self {
+        Tb {
+            b: Builder::new(Vec::new()),
+        }
+    }
+
+    fn long(&mut self, kind: u8, data: &[u8]) {
+        let mut h = Header::new_gnu();
+        h.as_old_mut().name[..13].copy_from_slice(b"././@LongLink");
+        h.set_size(data.len() as u64 + 1);
+        h.set_entry_type(EntryType::new(kind));
+        h.set_mode(0o644);
+        h.set_cksum();
+        let mut d = data.to_vec();
+        d.push(0);
+        self.b.append(&h, d.as_slice()).unwrap();
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn raw(
+        &mut self,
+        path: &[u8],
+        kind: EntryType,
+        link: Option<&[u8]>,
+        data: &[u8],
+        mode: u32,
+        uid: u64,
+        mtime: u64,
+    ) {
+        if path.len() > 100 {
+            self.long(b'L', path);
+        }
+        let mut h = Header::new_gnu();
+        let n = path.len().min(100);
+        h.as_old_mut().name[..n].copy_from_slice(&path[..n]);
+        if let Some(l) = link {
+            if l.len() > 100 {
+                self.long(b'K', l);
+            }
+            let n = l.len().min(100);
+            h.as_old_mut().linkname[..n].copy_from_slice(&l[..n]);
+        }
+        h.set_entry_type(kind);
+        h.set_size(data.len() as u64);
+        h.set_mode(mode);
+        h.set_uid(uid);
+        h.set_gid(uid);
+        h.set_mtime(mtime);
+        h.set_cksum();
+        self.b.append(&h, data).unwrap();
+    }
+
+    fn file(&mut self, path: &str, data: &[u8]) -> &mut Self {
+        self.raw(
+            path.as_bytes(),
+            EntryType::Regular,
+            None,
+            data,
+            0o644,
+            0,
+            1_000_000,
+        );
+        self
+    }
+    fn dir(&mut self, path: &str) -> &mut Self {
+        self.raw(
+            path.as_bytes(),
+            EntryType::Directory,
+            None,
+            b"",
+            0o755,
+            0,
+            1_000_000,
+        );
+        self
+    }
+    fn symlink(&mut self, path: &str, target: &str) -> &mut Self {
+        self.raw(
+            path.as_bytes(),
+            EntryType::Symlink,
+            Some(target.as_bytes()),
+            b"",
+            0o777,
+            0,
+            1_000_000,
+        );
+        self
+    }
+    fn hardlink(&mut self, path: &str, target: &str) -> &mut Self {
+        self.raw(
+            path.as_bytes(),
+            EntryType::Link,
+            Some(target.as_bytes()),
+            b"",
+            0o644,
+            0,
+            1_000_000,
+        );
+        self
+    }
+    fn pax(&mut self, recs: &[(&str, &[u8])]) -> &mut Self {
+        self.b.append_pax_extensions(recs.iter().copied()).unwrap();
+        self
+    }
+    fn finish(self) -> Vec<u8> {
+        self.b.into_inner().unwrap()
+    }
+}
+
+/// A sandbox: `outer/` holds the target `outer/root` and sentinel files next to it.
+struct Sandbox {
+    _t: tempfile::TempDir,
+    outer: PathBuf,
+    root: PathBuf,
+}
+
+impl Sandbox {
+    fn new() -> Self {
+        let t = tempfile::tempdir().unwrap();
+        let outer = t.path().join("outer");
+        let root = outer.join("a/b/root");
+        fs::create_dir_all(&root).unwrap();
+        fs::write(outer.join("secret"), b"untouched").unwrap();
+        Sandbox { outer, root, _t: t }
+    }
+
+    /// Every path under `outer` except those under `root`.
+    fn outside(&self) -> Vec<PathBuf> {
+        fn walk(p: &Path, skip: &Path, out: &mut Vec<PathBuf>) {
+            for e in fs::read_dir(p).unwrap() {
+                let e = e.unwrap().path();
+                if e == skip {
+                    continue;
+                }
+                out.push(e.clone());
+                if fs::symlink_metadata(&e).unwrap().is_dir() {
+                    walk(&e, skip, out);
+                }
+            }
+        }
+        let mut v = Vec::new();
+        walk(&self.outer, &self.root, &mut v);
+        v.sort();
+        v
+    }
+
+    fn assert_outside_untouched(&self) {
+        let o = self.outside();
+        let want: Vec<PathBuf> = vec![
+            self.outer.join("a"),
+            self.outer.join("a/b"),
+            self.outer.join("secret"),
+        ];
+        assert_eq!(o, want, "something was written outside the root");
+        assert_eq!(fs::read(self.outer.join("secret")).unwrap(), b"untouched");
+        assert_eq!(fs::metadata(self.outer.join("secret")).unwrap().nlink(), 1);
+    }
+
+    fn apply(&self, tar: &[u8], mode: WhiteoutMode) -> Result<AppliedLayer, LayerError> {
+        apply_layer(tar, &self.root, &ApplyOptions { whiteouts: mode })
+    }
+}
+
+#[test]
+fn unpacks_all_kinds() {
+    let sb = Sandbox::new();
+    let mut t = Tb::new();
+    t.dir("etc/").file("etc/hosts", b"127.0.0.1 localhost\n");
+    t.raw(
+        b"bin/su",
+        EntryType::Regular,
+        None,
+        b"#!",
+        0o4755,
+        0,
+        1_000_000,
+    );
+    t.raw(
+        b"home/u/f",
+        EntryType::Regular,
+        None,
+        b"x",
+        0o600,
+        1234,
+        1_234_567,
+    );
+    t.symlink("etc/localtime", "/usr/share/zoneinfo/UTC");
+    t.hardlink("etc/hosts2", "etc/hosts");
+    t.raw(b"dev/null", EntryType::Char, None, b"", 0o666, 0, 1_000_000);
+    t.raw(b"run/fifo", EntryType::Fifo, None, b"", 0o620, 0, 1_000_000);
+    t.pax(&[
+        ("SCHILY.xattr.user.greeting", b"hi"),
+        ("SCHILY.xattr.trusted.overlay.opaque", b"y"),
+    ]);
+    t.dir("xdir/");
+    let long = format!("deep/{}/file", "d".repeat(150));
+    t.file(&long, b"long");
+    t.raw(b"./", EntryType::Directory, None, b"", 0o755, 0, 1_000_000);
+    let tar = t.finish();
+    let plain_id = Digest::sha256(&tar);
+
+    let applied = sb.apply(&tar, WhiteoutMode::Overlay).unwrap();
+    assert_eq!(applied.diff_id, plain_id);
+    assert_eq!(applied.tar_size, tar.len() as u64);
+    assert_eq!(applied.compression, Compression::None);
+    let r = &sb.root;
+    assert_eq!(
+        fs::read(r.join("etc/hosts")).unwrap(),
+        b"127.0.0.1 localhost\n"
+    );
+    assert_eq!(fs::metadata(r.join("etc/hosts")).unwrap().nlink(), 2);
+    assert_eq!(
+        fs::metadata(r.join("etc/hosts")).unwrap().ino(),
+        fs::metadata(r.join("etc/hosts2")).unwrap().ino()
+    );
+    assert_eq!(
+        fs::metadata(r.join("bin/su")).unwrap().permissions().mode() & 0o7777,
+        0o4755
+    );
+    let m = fs::metadata(r.join("home/u/f")).unwrap();
+    assert_eq!(
+        (m.uid(), m.gid(), m.mode() & 0o7777, m.mtime()),
+        (1234, 1234, 0o600, 1_234_567)
+    );
+    assert_eq!(
+        fs::read_link(r.join("etc/localtime")).unwrap(),
+        PathBuf::from("/usr/share/zoneinfo/UTC")
+    );
+    let dn = fs::symlink_metadata(r.join("dev/null")).unwrap();
+    assert!(dn.file_type().is_char_device());
+    let fifo = fs::symlink_metadata(r.join("run/fifo")).unwrap();
+    assert!(fifo.file_type().is_fifo());
+    assert_eq!(fifo.mode() & 0o7777, 0o620);
+    assert_eq!(
+        fsops::lgetxattr(&r.join("xdir"), "user.greeting")
+            .unwrap()
+            .as_deref(),
+        Some(&b"hi"[..])
+    );
+    // A layer cannot set overlayfs' own attributes.
+    assert_eq!(
+        fsops::lgetxattr(&r.join("xdir"), OVERLAY_OPAQUE_XATTR).unwrap(),
+        None
+    );
+    assert_eq!(fs::read(r.join(&long)).unwrap(), b"long");
+    assert_eq!(fs::metadata(r.join("etc")).unwrap().mtime(), 1_000_000);
+    assert_eq!(applied.unpacked_size, 20 + 2 + 1 + 4);
+    sb.assert_outside_untouched();
+
+    // Compressed forms give the same diffID.
+    for c in [Compression::Gzip, Compression::Zstd] {
+        let sb2 = Sandbox::new();
+        let mut comp = Compressor::new(Vec::new(), c).unwrap();
+        comp.write_all(&tar).unwrap();
+        let z = comp.finish().unwrap();
+        let a = sb2.apply(&z, WhiteoutMode::Overlay).unwrap();
+        assert_eq!(a.diff_id, plain_id);
+        assert_eq!(a.compression, c);
+    }
+}
+
+#[test]
+fn overlay_whiteouts() {
+    let sb = Sandbox::new();
+    let mut t = Tb::new();
+    t.dir("a/")
+        .file("a/.wh.gone", b"")
+        .dir("b/")
+        .file("b/.wh..wh..opq", b"");
+    t.file("b/kept", b"k").file(".wh..wh.plnk", b"");
+    let applied = sb.apply(&t.finish(), WhiteoutMode::Overlay).unwrap();
+    let w = fs::symlink_metadata(sb.root.join("a/gone")).unwrap();
+    assert!(w.file_type().is_char_device());
+    assert_eq!(w.rdev(), 0);
+    assert_eq!(
+        fsops::lgetxattr(&sb.root.join("b"), OVERLAY_OPAQUE_XATTR)
+            .unwrap()
+            .as_deref(),
+        Some(&b"y"[..])
+    );
+    assert!(!sb.root.join(".wh..wh.plnk").exists());
+    assert!(!sb.root.join("a/.wh.gone").exists());
+    assert!(applied.diff_id.to_string().starts_with("sha256:"));
+
+    // The diff of that directory gives back the same whiteouts.
+    let (sum, tar) = write_diff(&sb.root, Vec::new()).unwrap();
+    assert_eq!(sum.digest, Digest::sha256(&tar));
+    let mut names = Vec::new();
+    let mut ar = tar::Archive::new(tar.as_slice());
+    for e in ar.entries().unwrap() {
+        names.push(String::from_utf8(e.unwrap().path_bytes().to_vec()).unwrap());
+    }
+    assert_eq!(
+        names,
+        vec!["a/", "a/.wh.gone", "b/", "b/.wh..wh..opq", "b/kept"]
+    );
+    let sb2 = Sandbox::new();
+    let again = sb2.apply(&tar, WhiteoutMode::Overlay).unwrap();
+    assert_eq!(again.diff_id, sum.digest);
+    assert!(fs::symlink_metadata(sb2.root.join("a/gone"))
+        .unwrap()
+        .file_type()
+        .is_char_device());
+}
+
+#[test]
+fn delete_mode_whiteouts() {
+    let sb = Sandbox::new();
+    let mut t = Tb::new();
+    t.dir("d/")
+        .file("d/old1", b"1")
+        .file("d/old2", b"2")
+        .file("x", b"x")
+        .file("y", b"y");
+    sb.apply(&t.finish(), WhiteoutMode::Delete).unwrap();
+    let mut t = Tb::new();
+    t.dir("d/")
+        .file("d/.wh..wh..opq", b"")
+        .file("d/new", b"n")
+        .file(".wh.x", b"");
+    t.file(".wh.nonexistent", b"");
+    sb.apply(&t.finish(), WhiteoutMode::Delete).unwrap();
+    let mut in_d: Vec<_> = fs::read_dir(sb.root.join("d"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    in_d.sort();
+    assert_eq!(in_d, vec!["new"]);
+    assert!(!sb.root.join("x").exists());
+    assert!(sb.root.join("y").exists());
+}
+
+#[test]
+fn write_tar_roundtrip_with_hardlinks_and_devices() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    fs::create_dir_all(src.join("d/e")).unwrap();
+    fs::write(src.join("d/f"), b"data").unwrap();
+    fs::hard_link(src.join("d/f"), src.join("d/e/g")).unwrap();
+    std::os::unix::fs::symlink("../f", src.join("d/e/s")).unwrap();
+    nix::sys::stat::mknod(
+        &src.join("tty"),
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::from_bits_truncate(0o620),
+        nix::sys::stat::makedev(5, 0),
+    )
+    .unwrap();
+    fs::write(src.join("skip-me"), b"no").unwrap();
+    let opts = TarOptions {
+        overlay_whiteouts: false,
+        exclude: vec!["skip-me".into()],
+    };
+    let (sum, tar) = write_tar(&src, Vec::new(), &opts).unwrap();
+    let dst = t.path().join("dst");
+    fs::create_dir(&dst).unwrap();
+    let a = apply_layer(tar.as_slice(), &dst, &ApplyOptions::default()).unwrap();
+    assert_eq!(a.diff_id, sum.digest);
+    assert_eq!(
+        fs::metadata(dst.join("d/e/g")).unwrap().ino(),
+        fs::metadata(dst.join("d/f")).unwrap().ino()
+    );
+    assert_eq!(
+        fs::read_link(dst.join("d/e/s")).unwrap(),
+        PathBuf::from("../f")
+    );
+    let tty = fs::symlink_metadata(dst.join("tty")).unwrap();
+    assert!(tty.file_type().is_char_device());
+    assert_eq!(tty.rdev(), nix::sys::stat::makedev(5, 0));
+    assert!(!dst.join("skip-me").exists());
+}
+
+// ---- malicious layers -------------------------------------------------------------------
+
+#[test]
+fn refuses_dotdot_paths() {
+    for path in [
+        &b"../../secret"[..],
+        b"../../../../../../tmp/evil",
+        b"a/../../x",
+        b"./../x",
+        b"..",
+    ] {
+        let sb = Sandbox::new();
+        let mut t = Tb::new();
+        t.raw(path, EntryType::Regular, None, b"pwned", 0o644, 0, 0);
+        let err = sb.apply(&t.finish(), WhiteoutMode::Overlay).unwrap_err();
+        assert!(
+            matches!(err, LayerError::Breakout { .. }),
+            "{path:?}: {err}"
+        );
+        sb.assert_outside_untouched();
+    }
+    // The same through a GNU long name and a PAX path record.
+    let sb = Sandbox::new();
+    let mut t = Tb::new();
+    let long = format!("{}../../../../secret", "x/../".repeat(30));
+    t.raw(
+        long.as_bytes(),
+        EntryType::Regular,
+        None,
+        b"pwned",
+        0o644,
+        0,
+        0,
+    );
+    assert!(sb.apply(&t.finish(), WhiteoutMode::Overlay).is_err());
+    sb.assert_outside_untouched();
+    let sb = Sandbox::new();
+    let mut t = Tb::new();
+    t.pax(&[("path", b"../../../secret")]);
+    t.file("innocent", b"pwned");
+    assert!(sb.apply(&t.finish(), WhiteoutMode::Overlay).is_err());
+    sb.assert_outside_untouched();
+}
+
+#[test]
+fn absolute_paths_are_contained() {
+    let sb = Sandbox::new();
+    let mut t = Tb::new();
+    t.raw(b"/abs/file", EntryType::Regular, None, b"in", 0o644, 0, 0);
+    let secret = sb.outer.join("secret");
+    t.raw(
+        secret.as_os_str().as_encoded_bytes(),
+        EntryType::Regular,
+        None,
+        b"pwned",
+        0o644,
+        0,
+        0,
+    );
+    sb.apply(&t.finish(), WhiteoutMode::Overlay).unwrap();
+    assert_eq!(fs::read(sb.root.join("abs/file")).unwrap(), b"in");
+    let inside = sb.root.join(secret.strip_prefix("/").unwrap());
+    assert_eq!(fs::read(inside).unwrap(), b"pwned");
+    sb.assert_outside_untouched();
+}
+
+#[test]
+fn symlink_parent_escapes_are_contained() {
+    let sb = Sandbox::new();
+    let outer = sb.outer.to_str().unwrap().to_string();
+    let mut t = Tb::new();
+    // An absolute symlink to the host's outer directory, then writes "through" it.
+    t.symlink("link", &outer);
+    t.file("link/secret", b"pwned");
+    t.file("link/newfile", b"pwned");
+    // A symlink to "/" then a deep write.
+    t.symlink("rootlink", "/");
+    t.file("rootlink/etc/shadow-x", b"pwned");
+    // Chains of symlinks.
+    t.symlink("c1", "c2").symlink("c2", "/c3").dir("c3/");
+    t.file("c1/through", b"ok");
+    sb.apply(&t.finish(), WhiteoutMode::Overlay).unwrap();
+    let rel = outer.trim_start_matches('/');
+    assert_eq!(
+        fs::read(sb.root.join(rel).join("secret")).unwrap(),
+        b"pwned"
+    );
+    assert_eq!(fs::read(sb.root.join("etc/shadow-x")).unwrap(), b"pwned");
+    assert_eq!(fs::read(sb.root.join("c3/through")).unwrap(), b"ok");
+    sb.assert_outside_untouched();
+}
+
+#[test]
+fn preexisting_symlinks_from_lower_layers_are_contained() {
+    // A lower layer (applied in Delete mode into the same tree) left symlinks that point out of
+    // the root; an upper layer writes through them, replaces them, hard-links through them and
+    // whites out through them.
+    let sb = Sandbox::new();
+    std::os::unix::fs::symlink("../../..", sb.root.join("up")).unwrap();
+    std::os::unix::fs::symlink(&sb.outer, sb.root.join("abs")).unwrap();
+    std::os::unix::fs::symlink(sb.outer.join("secret"), sb.root.join("victim")).unwrap();
+    let mut t = Tb::new();
+    t.file("up/secret", b"pwned");
+    t.file("abs/secret2", b"pwned");
+    t.file("victim", b"replaced the link, not its target");
+    t.file(".wh.nothing", b"");
+    t.file("up/.wh.secret", b"");
+    t.file("abs/.wh.secret", b"");
+    sb.apply(&t.finish(), WhiteoutMode::Delete).unwrap();
+    assert_eq!(fs::read(sb.root.join("secret")).unwrap_or_default(), b"");
+    assert!(fs::symlink_metadata(sb.root.join("victim"))
+        .unwrap()
+        .is_file());
+    sb.assert_outside_untouched();
+
+    let mut t = Tb::new();
+    t.hardlink("hl", "abs/secret");
+    assert!(sb.apply(&t.finish(), WhiteoutMode::Delete).is_err());
+    sb.assert_outside_untouched();
+}
+
+#[test]
+fn refuses_escaping_links() {
+    type Build = Box<dyn Fn(&mut Tb, &str)>;
+    let cases: Vec<(&str, Build)> = vec![
+        (
+            "symlink ../",
+            Box::new(|t: &mut Tb, _| {
+                t.symlink("esc", "../../../secret");
+            }),
+        ),
+        (
+            "symlink deep ../",
+            Box::new(|t: &mut Tb, _| {
+                t.symlink("d/e/esc", "../../../x");
+            }),
+        ),
+        (
+            "hardlink ../",
+            Box::new(|t: &mut Tb, _| {
+                t.hardlink("hl", "../../../secret");
+            }),
+        ),
+        (
+            "hardlink absolute outside",
+            Box::new(|t: &mut Tb, outer: &str| {
+                t.hardlink("hl", &format!("{outer}/secret"));
+            }),
+        ),
+        (
+            "hardlink /etc/passwd",
+            Box::new(|t: &mut Tb, _| {
+                t.hardlink("hl", "/etc/passwd");
+            }),
+        ),
+        (
+            "hardlink via symlink",
+            Box::new(|t: &mut Tb, outer: &str| {
+                t.symlink("l", outer);
+                t.hardlink("hl", "l/secret");
+            }),
+        ),
+        (
+            "hardlink via symlink ..",
+            Box::new(|t: &mut Tb, _| {
+                t.symlink("l", "/");
+                t.hardlink("hl", "l/../../../secret");
+            }),
+        ),
+        (
+            "whiteout ..",
+            Box::new(|t: &mut Tb, _| {
+                t.file("d/.wh...", b"");
+            }),
+        ),
+    ];
+    for (name, build) in cases {
+        for mode in [WhiteoutMode::Overlay, WhiteoutMode::Delete] {
+            let sb = Sandbox::new();
+            let mut t = Tb::new();
+            build(&mut t, sb.outer.to_str().unwrap());
+            assert!(
+                sb.apply(&t.finish(), mode).is_err(),
+                "{name} ({mode:?}) was accepted"
+            );
+            sb.assert_outside_untouched();
+        }
+    }
+    let pw = fs::metadata("/etc/passwd").unwrap().nlink();
+    assert_eq!(pw, 1);
+}
+
+#[test]
+fn garbage_and_unsupported_input() {
+    let sb = Sandbox::new();
+    assert!(sb
+        .apply(
+            b"this is not a tar file at all, just text........",
+            WhiteoutMode::Overlay
+        )
+        .is_err());
+    assert!(matches!(
+        sb.apply(
+            &[0xfd, b'7', b'z', b'X', b'Z', 0, 1, 2],
+            WhiteoutMode::Overlay
+        ),
+        Err(LayerError::Compression("xz"))
+    ));
+    // Truncated gzip.
+    let mut t = Tb::new();
+    t.file("f", &[7u8; 10000]);
+    let mut c = Compressor::new(Vec::new(), Compression::Gzip).unwrap();
+    c.write_all(&t.finish()).unwrap();
+    let z = c.finish().unwrap();
+    assert!(sb.apply(&z[..z.len() / 2], WhiteoutMode::Overlay).is_err());
+    sb.assert_outside_untouched();
+}
