@@ -7,7 +7,7 @@
 //! |---|---|
 //! | [`digest`] | `sha256:<hex>` digests, streaming verification |
 //! | [`content`] | the blob store `<root>/blobs/sha256/<hex>` (verified, atomic writes) |
-//! | [`reference`] | image references (`busybox`, `host:5000/a/b:tag@sha256:…`) |
+//! | [`mod@reference`] | image references (`busybox`, `host:5000/a/b:tag@sha256:…`) |
 //! | [`config`] | image config, manifest and index documents |
 //! | [`layer`] | escape-proof layer unpacking, layer diffs and tars |
 //! | [`snapshot`] | overlayfs snapshots by chain ID, container rootfs mounts |

@@ -302,25 +302,7 @@ impl Runtime {
             .into();
 
         // The terminal: a caller's console socket, or our own pair for a foreground run.
-        let (console, console_local) = match (&o.console_socket, terminal) {
-            (Some(p), true) => (
-                Some(UnixStream::connect(p).map_err(|source| Error::Io {
-                    what: "cannot connect to console socket",
-                    path: p.clone(),
-                    source,
-                })?),
-                None,
-            ),
-            (None, true) => {
-                let (a, b) = UnixStream::pair().map_err(|source| Error::Io {
-                    what: "socketpair",
-                    path: PathBuf::new(),
-                    source,
-                })?;
-                (Some(a), Some(b))
-            }
-            _ => (None, None),
-        };
+        let (console, console_local) = console_sockets(o.console_socket.as_deref(), terminal)?;
 
         let (parent, child) = sync::pair()?;
         set_subreaper()?;
@@ -672,25 +654,7 @@ impl Runtime {
             ));
         }
         let join = namespaces::of_process(st.pid);
-        let (console, console_local) = match (&o.console_socket, terminal) {
-            (Some(p), true) => (
-                Some(UnixStream::connect(p).map_err(|source| Error::Io {
-                    what: "cannot connect to console socket",
-                    path: p.clone(),
-                    source,
-                })?),
-                None,
-            ),
-            (None, true) => {
-                let (a, b) = UnixStream::pair().map_err(|source| Error::Io {
-                    what: "socketpair",
-                    path: PathBuf::new(),
-                    source,
-                })?;
-                (Some(a), Some(b))
-            }
-            _ => (None, None),
-        };
+        let (console, console_local) = console_sockets(o.console_socket.as_deref(), terminal)?;
         let seccomp = st.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
         let (parent, child) = sync::pair()?;
         set_subreaper()?;
@@ -783,6 +747,32 @@ impl Runtime {
         }
         Ok(out)
     }
+}
+
+/// The terminal's sockets: (the end the container sends its pty master on, our receiving end
+/// when we hold the terminal ourselves). A caller's console socket is connected; without one,
+/// a foreground run/exec gets a private pair.
+fn console_sockets(
+    path: Option<&Path>,
+    terminal: bool,
+) -> Result<(Option<UnixStream>, Option<UnixStream>)> {
+    if !terminal {
+        return Ok((None, None));
+    }
+    if let Some(p) = path {
+        let s = UnixStream::connect(p).map_err(|source| Error::Io {
+            what: "cannot connect to console socket",
+            path: p.to_path_buf(),
+            source,
+        })?;
+        return Ok((Some(s), None));
+    }
+    let (a, b) = UnixStream::pair().map_err(|source| Error::Io {
+        what: "socketpair",
+        path: PathBuf::new(),
+        source,
+    })?;
+    Ok((Some(a), Some(b)))
 }
 
 fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
