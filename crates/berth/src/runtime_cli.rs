@@ -75,6 +75,7 @@ impl CreateArgs {
             console_socket: self.console_socket.clone(),
             no_pivot: self.no_pivot,
             preserve_fds: self.preserve_fds,
+            stdio: None,
         }
     }
 }
@@ -593,6 +594,7 @@ fn exec(rt: &Runtime, a: ExecArgs) -> Result<i32> {
         pid_file: a.pid_file,
         detach: a.detach,
         preserve_fds: a.preserve_fds,
+        stdio: None,
     };
     Ok(rt.exec(&a.id, &process, &o)?)
 }

@@ -346,6 +346,9 @@ impl Client {
         op: &Op<'_>,
     ) -> Result<Option<String>> {
         let challenge = ep.challenge.lock().ok().and_then(|c| c.clone());
+        if challenge.is_none() {
+            return Ok(None);
+        }
         let creds = self.credentials_for(&ep.registry)?;
         match challenge {
             None => Ok(None),
@@ -890,19 +893,27 @@ pub(crate) async fn read_limited(
     Ok(Ok(buf))
 }
 
-/// An error and its causes, one line.
+/// An error and its causes, one line, without reqwest's generic wrappers ("error sending
+/// request for url (…)", "client error (Connect)") that repeat what the caller says already.
 pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur: Option<&dyn std::error::Error> = Some(e);
     while let Some(c) = cur {
-        let cs = c.to_string();
-        if !s.contains(&cs) {
-            s.push_str(": ");
-            s.push_str(&cs);
+        let s = c.to_string();
+        let generic = s.starts_with("error sending request")
+            || s.starts_with("client error (")
+            || s.starts_with("error decoding response body")
+            || s.starts_with("request or response body error");
+        if !generic && !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
         }
         cur = c.source();
     }
-    s
+    if parts.is_empty() {
+        e.to_string()
+    } else {
+        parts.join(": ")
+    }
 }
 
 /// Splits `host:port`, `[v6]:port`, `host`.
@@ -991,6 +1002,22 @@ mod tests {
         ] {
             assert_eq!(c.is_insecure(reg).await, want, "{reg}");
         }
+    }
+
+    /// The daemon spawns pulls and pushes on tokio: their futures must be `Send`.
+    #[allow(dead_code)]
+    fn futures_are_send(
+        c: &Client,
+        r: &Reference,
+        s: &image::content::ContentStore,
+        p: &dyn crate::progress::Progress,
+    ) {
+        fn send<T: Send>(_: T) {}
+        send(c.pull(r, None, s, p));
+        send(c.push(r, b"", "", s, p));
+        send(c.login("", "", ""));
+        send(c.manifest(r));
+        send(c.blob(r, &Digest::sha256(b""), 0));
     }
 
     #[test]

@@ -20,7 +20,7 @@ pub enum Error {
         detail: String,
     },
     /// A request failed at the transport level (connection, TLS, timeout, broken body).
-    #[error("{method} {url}: {source}")]
+    #[error("{method} {url}: {}", crate::client::error_chain(source))]
     Http {
         /// The HTTP method.
         method: &'static str,
@@ -234,7 +234,9 @@ pub(crate) fn describe_body(status: reqwest::StatusCode, body: &[u8]) -> String 
     }
     let text = String::from_utf8_lossy(body);
     let text = text.trim();
-    if text.is_empty() {
+    if text.is_empty() && status == reqwest::StatusCode::UNAUTHORIZED {
+        "unauthorized: authentication required".to_string()
+    } else if text.is_empty() {
         status
             .canonical_reason()
             .unwrap_or("unexpected status")

@@ -7,7 +7,7 @@
 //! for from the moment it exists, and on any error it is killed and reaped before the cgroup
 //! and state directory are removed — no leftovers.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -79,6 +79,8 @@ pub struct CreateOptions {
     pub console_socket: Option<PathBuf>,
     pub no_pivot: bool,
     pub preserve_fds: i32,
+    /// Descriptors to become the container's stdin, stdout and stderr (default: ours).
+    pub stdio: Option<[RawFd; 3]>,
 }
 
 /// Options of `exec`.
@@ -88,6 +90,8 @@ pub struct ExecOptions {
     pub pid_file: Option<PathBuf>,
     pub detach: bool,
     pub preserve_fds: i32,
+    /// Descriptors to become the process's stdin, stdout and stderr (default: ours).
+    pub stdio: Option<[RawFd; 3]>,
 }
 
 /// The runtime: a state root and how cgroup paths are read.
@@ -326,6 +330,7 @@ impl Runtime {
                         console_socket: console.as_ref().map(|c| c.as_raw_fd()),
                         no_pivot: o.no_pivot,
                         preserve_fds: o.preserve_fds,
+                        stdio: o.stdio,
                     }),
                     Ok(pid) => {
                         let _ = child.send(&Msg::Pid(pid));
@@ -677,6 +682,7 @@ impl Runtime {
                         sync: &child,
                         console_socket: console.as_ref().map(|c| c.as_raw_fd()),
                         preserve_fds: o.preserve_fds,
+                        stdio: o.stdio,
                     }),
                     Ok(nix::unistd::ForkResult::Parent { child: pid }) => {
                         let _ = child.send(&Msg::Pid(pid.as_raw()));

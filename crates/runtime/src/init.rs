@@ -56,6 +56,7 @@ pub struct InitConfig<'a> {
     pub console_socket: Option<RawFd>,
     pub no_pivot: bool,
     pub preserve_fds: i32,
+    pub stdio: Option<[RawFd; 3]>,
 }
 
 /// Everything an exec'd process needs.
@@ -65,6 +66,7 @@ pub struct ExecConfig<'a> {
     pub sync: &'a Channel,
     pub console_socket: Option<RawFd>,
     pub preserve_fds: i32,
+    pub stdio: Option<[RawFd; 3]>,
 }
 
 /// Report an error to the runtime and exit. Never returns.
@@ -92,7 +94,15 @@ pub fn exec_main(cfg: ExecConfig) -> ! {
 
 /// Close (on exec) every descriptor above the ones to pass through, and unblock signals the
 /// runtime blocked for forwarding.
-fn clean_process_state(preserve_fds: i32) {
+fn clean_process_state(preserve_fds: i32, stdio: Option<[RawFd; 3]>) {
+    if let Some(fds) = stdio {
+        for (target, fd) in fds.into_iter().enumerate() {
+            if fd != target as RawFd {
+                // SAFETY: dup2 onto a standard descriptor of this single-threaded child.
+                unsafe { libc::dup2(fd, target as RawFd) };
+            }
+        }
+    }
     let first = 3 + preserve_fds.max(0) as u32;
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only flags descriptors; nothing is freed.
     unsafe {
@@ -126,7 +136,7 @@ fn wait_go(sync: &Channel) -> Result<String> {
 }
 
 fn container_init(cfg: &InitConfig) -> Result<std::convert::Infallible> {
-    clean_process_state(cfg.preserve_fds);
+    clean_process_state(cfg.preserve_fds, cfg.stdio);
     let spec = cfg.spec;
     let process = spec
         .process()
@@ -376,7 +386,7 @@ fn setgroups_allowed() -> bool {
 }
 
 fn exec_init(cfg: &ExecConfig) -> Result<std::convert::Infallible> {
-    clean_process_state(cfg.preserve_fds);
+    clean_process_state(cfg.preserve_fds, cfg.stdio);
     let _state = wait_go(cfg.sync)?;
     setup_stdio(cfg.process, cfg.console_socket)?;
     let prepared = prepare_process(cfg.process, cfg.seccomp)?;
