@@ -8,6 +8,8 @@ fn usage() -> i32 {
     eprintln!(
         "Usage: berth COMMAND\n\n\
          Commands:\n  \
+           images    List images (also: image ls|inspect|history|tag|rm|prune|save|load|import)\n  \
+           tag, rmi, save, load, import, history, inspect\n  \
            runtime   OCI runtime with runc's command line (also invoked as berth-runtime)\n  \
            version   Show the berth version\n"
     );
@@ -29,7 +31,8 @@ fn main() {
                 println!("berth version {}", env!("CARGO_PKG_VERSION"));
                 0
             }
-            _ => usage(),
+            None | Some("-h") | Some("--help") => usage(),
+            _ => cli::main(args),
         }
     };
     std::process::exit(code);
