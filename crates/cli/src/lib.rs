@@ -3,6 +3,7 @@
 
 pub mod format;
 pub mod images;
+pub mod run;
 pub mod units;
 
 use std::path::PathBuf;
@@ -60,6 +61,8 @@ enum Cmd {
     Import(ImportArgs),
     /// Return low-level information on images.
     Inspect(InspectArgs),
+    /// Create and run a new container from an image.
+    Run(run::RunArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -211,6 +214,7 @@ pub fn error_text(e: &anyhow::Error) -> String {
 fn run(cli: Cli) -> Result<i32> {
     let root = cli.data_root.as_path();
     match cli.cmd {
+        Cmd::Run(a) => run::run(root, a),
         Cmd::Images(a)
         | Cmd::Image {
             cmd: ImageCmd::Ls(a),
