@@ -3,6 +3,7 @@
 
 pub mod format;
 pub mod images;
+pub mod registry_cmds;
 pub mod run;
 pub mod units;
 
@@ -63,6 +64,47 @@ enum Cmd {
     Inspect(InspectArgs),
     /// Create and run a new container from an image.
     Run(run::RunArgs),
+    /// Download an image from a registry.
+    Pull(PullArgs),
+    /// Upload an image to a registry.
+    Push(PushArgs),
+    /// Log in to a registry.
+    Login {
+        server: Option<String>,
+        #[arg(short, long)]
+        username: Option<String>,
+        #[arg(short, long)]
+        password: Option<String>,
+        #[arg(long = "password-stdin")]
+        password_stdin: bool,
+    },
+    /// Log out from a registry.
+    Logout { server: Option<String> },
+}
+
+#[derive(clap::Args, Debug)]
+struct PullArgs {
+    name: String,
+    /// Download all tagged images in the repository.
+    #[arg(short, long = "all-tags")]
+    all_tags: bool,
+    /// Set platform if server is multi-platform capable (os/arch[/variant]).
+    #[arg(long)]
+    platform: Option<String>,
+    /// Suppress verbose output.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+#[derive(clap::Args, Debug)]
+struct PushArgs {
+    name: String,
+    /// Suppress verbose output.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Push all tags of the repository (not supported yet).
+    #[arg(short, long = "all-tags")]
+    all_tags: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -97,6 +139,10 @@ enum ImageCmd {
     Load(LoadArgs),
     /// Import the contents from a tarball to create a filesystem image.
     Import(ImportArgs),
+    /// Download an image from a registry.
+    Pull(PullArgs),
+    /// Upload an image to a registry.
+    Push(PushArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -215,6 +261,26 @@ fn run(cli: Cli) -> Result<i32> {
     let root = cli.data_root.as_path();
     match cli.cmd {
         Cmd::Run(a) => run::run(root, a),
+        Cmd::Pull(a)
+        | Cmd::Image {
+            cmd: ImageCmd::Pull(a),
+        } => registry_cmds::pull(root, &a.name, a.platform.as_deref(), a.quiet, a.all_tags),
+        Cmd::Push(a)
+        | Cmd::Image {
+            cmd: ImageCmd::Push(a),
+        } => {
+            if a.all_tags {
+                anyhow::bail!("--all-tags is not supported yet");
+            }
+            registry_cmds::push(root, &a.name, a.quiet)
+        }
+        Cmd::Login {
+            server,
+            username,
+            password,
+            password_stdin,
+        } => registry_cmds::login(server.as_deref(), username, password, password_stdin),
+        Cmd::Logout { server } => registry_cmds::logout(server.as_deref()),
         Cmd::Images(a)
         | Cmd::Image {
             cmd: ImageCmd::Ls(a),

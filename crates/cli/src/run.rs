@@ -87,6 +87,16 @@ pub fn run(data_root: &std::path::Path, a: RunArgs) -> Result<i32> {
         read_only: a.read_only,
         ..Default::default()
     };
+    if images.resolve(&a.image).is_err() {
+        let shown = image::Reference::parse_normalized(&a.image)
+            .map(|r| r.with_default_tag().familiar_string())
+            .unwrap_or_else(|_| a.image.clone());
+        eprintln!("Unable to find image '{shown}' locally");
+        if let Err(e) = crate::registry_cmds::pull_into(&images, &a.image, None, false) {
+            eprintln!("berth: {}", crate::error_text(&e));
+            return Ok(125);
+        }
+    }
     let unconfined = a
         .security_opt
         .iter()

@@ -106,7 +106,8 @@ pub(crate) struct Op<'a> {
 }
 
 impl Op<'_> {
-    fn repo(&self) -> String {
+    /// The repository in familiar form, for messages.
+    pub(crate) fn repo_name(&self) -> String {
         self.reference.name_only().familiar_string()
     }
 }
@@ -397,7 +398,7 @@ impl Client {
 
     /// The error for a refused request.
     fn denied(&self, op: &Op<'_>, registry: &str, detail: String, had_creds: bool) -> Error {
-        let repository = op.repo();
+        let repository = op.repo_name();
         match op.action {
             Action::Pull => Error::PullDenied { repository, detail },
             Action::Push => Error::PushDenied { repository, detail },
@@ -513,7 +514,7 @@ impl Client {
                 },
                 Missing::Blob(d) => Error::BlobNotFound {
                     digest: d.clone(),
-                    repository: op.repo(),
+                    repository: op.repo_name(),
                     detail,
                 },
                 Missing::Other => Error::Status {
@@ -585,7 +586,7 @@ impl Client {
             if want != digest {
                 return Err(Error::DigestMismatch {
                     what: "manifest",
-                    repository: op.repo(),
+                    repository: op.repo_name(),
                     expected: want,
                     actual: digest,
                 });
@@ -649,7 +650,7 @@ impl Client {
             if bytes.len() as u64 != s {
                 return Err(Error::SizeMismatch {
                     what,
-                    repository: op.repo(),
+                    repository: op.repo_name(),
                     digest: digest.clone(),
                     expected: s,
                     actual: bytes.len() as u64,
@@ -660,7 +661,7 @@ impl Client {
         if &actual != digest {
             return Err(Error::DigestMismatch {
                 what,
-                repository: op.repo(),
+                repository: op.repo_name(),
                 expected: digest.clone(),
                 actual,
             });

@@ -1,37 +1,37 @@
 //! The manifest formats a registry serves and accepts: Docker image manifest v2 schema 2,
 //! Docker manifest lists, OCI image manifests and OCI image indexes — their media types,
-//! descriptors, and telling them apart from a response's `Content-Type` and body. The bytes of
-//! a manifest are always kept as received: its digest is the hash of those exact bytes.
-
-use std::collections::BTreeMap;
+//! and telling them apart from a response's `Content-Type` and body. The document types
+//! themselves (descriptor, manifest, index) are the image crate's ([`image::config`]), so
+//! what a pull returns goes into the image store as is. The bytes of a manifest are always
+//! kept as received: its digest is the hash of those exact bytes.
 
 use image::digest::Digest;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::platform::Platform;
 
 /// Docker image manifest, v2 schema 2.
-pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const DOCKER_MANIFEST: &str = image::config::MEDIA_DOCKER_MANIFEST;
 /// Docker manifest list (multi-platform).
-pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub const DOCKER_MANIFEST_LIST: &str = image::config::MEDIA_DOCKER_MANIFEST_LIST;
 /// OCI image manifest.
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_MANIFEST: &str = image::config::MEDIA_OCI_MANIFEST;
 /// OCI image index (multi-platform).
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const OCI_INDEX: &str = image::config::MEDIA_OCI_INDEX;
 /// Docker image config.
-pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+pub const DOCKER_CONFIG: &str = image::config::MEDIA_DOCKER_CONFIG;
 /// OCI image config.
-pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+pub const OCI_CONFIG: &str = image::config::MEDIA_OCI_CONFIG;
 /// Docker gzip layer.
-pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+pub const DOCKER_LAYER_GZIP: &str = image::config::MEDIA_DOCKER_LAYER_GZIP;
 /// Docker foreign (non-distributable) gzip layer.
 pub const DOCKER_FOREIGN_LAYER: &str = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
 /// OCI uncompressed layer.
-pub const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+pub const OCI_LAYER_TAR: &str = image::config::MEDIA_OCI_LAYER;
 /// OCI gzip layer.
-pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+pub const OCI_LAYER_GZIP: &str = image::config::MEDIA_OCI_LAYER_GZIP;
 /// OCI zstd layer.
-pub const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+pub const OCI_LAYER_ZSTD: &str = image::config::MEDIA_OCI_LAYER_ZSTD;
 /// Docker schema 1 manifest (unsupported, recognised to say so).
 pub const DOCKER_MANIFEST_V1: &str = "application/vnd.docker.distribution.manifest.v1+json";
 /// Docker signed schema 1 manifest (unsupported, recognised to say so).
@@ -44,73 +44,18 @@ pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, appl
 /// The largest manifest accepted (Docker's limit): 4 MiB.
 pub const MAX_MANIFEST_SIZE: u64 = 4 * 1024 * 1024;
 
-/// A content descriptor: what a manifest says about a blob or another manifest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Descriptor {
-    /// The media type of the referenced content.
-    pub media_type: String,
-    /// Its digest.
-    pub digest: Digest,
-    /// Its size in bytes.
-    pub size: u64,
-    /// Alternative download locations (foreign layers).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub urls: Option<Vec<String>>,
-    /// Free-form annotations.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub annotations: Option<BTreeMap<String, String>>,
-    /// The platform, in manifest list / index entries.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub platform: Option<Platform>,
-}
+pub use image::config::{Descriptor, Index, Manifest};
 
-impl Descriptor {
-    /// A plain descriptor.
-    pub fn new(media_type: &str, digest: Digest, size: u64) -> Descriptor {
-        Descriptor {
-            media_type: media_type.to_string(),
-            digest,
-            size,
-            urls: None,
-            annotations: None,
-            platform: None,
-        }
+/// A descriptor with just media type, digest and size.
+pub fn descriptor(media_type: &str, digest: Digest, size: u64) -> Descriptor {
+    Descriptor {
+        media_type: media_type.to_string(),
+        digest,
+        size,
+        annotations: None,
+        platform: None,
+        urls: None,
     }
-}
-
-/// A single-platform image manifest (Docker schema 2 or OCI).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Manifest {
-    /// Always 2.
-    pub schema_version: u32,
-    /// The manifest's own media type (optional in OCI).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub media_type: Option<String>,
-    /// The image config.
-    pub config: Descriptor,
-    /// The layers, base first.
-    pub layers: Vec<Descriptor>,
-    /// Free-form annotations.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub annotations: Option<BTreeMap<String, String>>,
-}
-
-/// A multi-platform manifest list or OCI index.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Index {
-    /// Always 2.
-    pub schema_version: u32,
-    /// The index's own media type (optional in OCI).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub media_type: Option<String>,
-    /// One entry per platform-specific manifest (or attestation).
-    pub manifests: Vec<Descriptor>,
-    /// Free-form annotations.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub annotations: Option<BTreeMap<String, String>>,
 }
 
 /// A decoded manifest of either kind.
@@ -306,8 +251,8 @@ mod tests {
         let m = Manifest {
             schema_version: 2,
             media_type: Some(DOCKER_MANIFEST.into()),
-            config: Descriptor::new(DOCKER_CONFIG, d.clone(), 1),
-            layers: vec![Descriptor::new(DOCKER_LAYER_GZIP, d, 1)],
+            config: descriptor(DOCKER_CONFIG, d.clone(), 1),
+            layers: vec![descriptor(DOCKER_LAYER_GZIP, d, 1)],
             annotations: None,
         };
         let bytes = serde_json::to_vec(&m).unwrap();

@@ -228,6 +228,27 @@ impl FromStr for Platform {
     }
 }
 
+impl From<&image::config::Platform> for Platform {
+    /// From a manifest list entry's platform (normalised).
+    fn from(p: &image::config::Platform) -> Platform {
+        let mut out = Platform::new(&p.os, &p.architecture, p.variant.as_deref());
+        out.os_version = p.os_version.clone();
+        out
+    }
+}
+
+impl From<&Platform> for image::config::Platform {
+    /// To the image crate's document type.
+    fn from(p: &Platform) -> image::config::Platform {
+        image::config::Platform {
+            architecture: p.architecture.clone(),
+            os: p.os.clone(),
+            variant: p.variant.clone(),
+            os_version: p.os_version.clone(),
+        }
+    }
+}
+
 impl Default for Platform {
     /// The running machine's platform.
     fn default() -> Self {

@@ -111,18 +111,22 @@ impl Client {
             AnyManifest::Image(m) => (None, (top, m), None),
             AnyManifest::Index(idx) => {
                 let wanted = platform.cloned().unwrap_or_else(Platform::host);
-                let candidates = idx.manifests.iter().map(|d| {
-                    if manifest::is_manifest_type(&d.media_type) {
-                        d.platform.as_ref()
-                    } else {
-                        None
-                    }
-                });
-                let Some(i) = platform::select(&wanted, candidates) else {
+                let candidates: Vec<Option<Platform>> = idx
+                    .manifests
+                    .iter()
+                    .map(|d| {
+                        d.platform
+                            .as_ref()
+                            .filter(|_| manifest::is_manifest_type(&d.media_type))
+                            .map(Platform::from)
+                    })
+                    .collect();
+                let Some(i) = platform::select(&wanted, candidates.iter().map(Option::as_ref))
+                else {
                     let available: Vec<String> = idx
                         .manifests
                         .iter()
-                        .filter_map(|d| d.platform.as_ref().map(|p| p.to_string()))
+                        .filter_map(|d| d.platform.as_ref().map(|p| Platform::from(p).to_string()))
                         .collect();
                     return Err(Error::NoMatchingPlatform {
                         wanted: wanted.to_string(),
@@ -158,7 +162,7 @@ impl Client {
                         )))
                     }
                 };
-                (Some(top), (m, parsed), desc.platform.clone())
+                (Some(top), (m, parsed), candidates[i].clone())
             }
         };
         let (manifest_fm, parsed) = image_manifest;
@@ -213,8 +217,14 @@ impl Client {
             progress.update(&ProgressMessage::with_id(short_id(&l.digest), "Waiting"));
         }
         let writers: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
-        let result: Result<Vec<()>> = stream::iter(missing.iter())
-            .map(|l| self.download_layer(&ep, &scopes, &op, l, store, progress, &writers))
+        // Owned items: a closure over borrowed ones makes the future lose `Send`
+        // (rust-lang/rust#102211).
+        let (ep_ref, scopes_ref, op_ref, writers_ref) = (&ep, &scopes, &op, &writers);
+        let result: Result<Vec<()>> = stream::iter(missing.clone())
+            .map(|l| async move {
+                self.download_layer(ep_ref, scopes_ref, op_ref, &l, store, progress, writers_ref)
+                    .await
+            })
             .buffer_unordered(limit)
             .try_collect()
             .await;
@@ -464,10 +474,4 @@ fn put_verified(store: &ContentStore, digest: &Digest, data: &[u8]) -> Result<()
     })?;
     w.commit()?;
     Ok(())
-}
-
-impl Op<'_> {
-    pub(crate) fn repo_name(&self) -> String {
-        self.reference.name_only().familiar_string()
-    }
 }

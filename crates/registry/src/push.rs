@@ -180,10 +180,12 @@ impl Client {
         for (id, _) in layers.iter().rev().skip(limit) {
             progress.update(&ProgressMessage::with_id(id.clone(), "Waiting"));
         }
-        stream::iter(layers.iter().rev())
+        // Owned items: a closure over borrowed ones makes the future lose `Send`
+        // (rust-lang/rust#102211).
+        stream::iter(layers.iter().rev().cloned().collect::<Vec<_>>())
             .map(|(id, l)| async move {
                 let outcome = self
-                    .push_blob(ep, scopes, op, l, store, Some((id.as_str(), progress)))
+                    .push_blob(ep, scopes, op, &l, store, Some((id.as_str(), progress)))
                     .await?;
                 let status = match outcome {
                     BlobOutcome::Existed => "Layer already exists".to_string(),

@@ -11,7 +11,7 @@ use common::*;
 use image::content::ContentStore;
 use image::digest::Digest;
 use image::reference::Reference;
-use registry::manifest::{self, Descriptor, Index};
+use registry::manifest::{self, Index};
 use registry::{Client, ClientConfig, CredentialStore, Error, Platform, TerminalProgress};
 
 fn config_in(dir: &Path) -> ClientConfig {
@@ -510,12 +510,12 @@ async fn manifest_list_platform_selection() {
     let amd = make_image(&src, "amd64", Some("amd64 flavour"));
     let arm = make_image(&src, "arm64", Some("arm64 flavour"));
     let entry = |img: &TestImage, arch: &str, variant: Option<&str>| {
-        let mut d = Descriptor::new(
+        let mut d = manifest::descriptor(
             &img.media_type,
             img.manifest_digest.clone(),
             img.manifest.len() as u64,
         );
-        d.platform = Some(Platform::new("linux", arch, variant));
+        d.platform = Some((&Platform::new("linux", arch, variant)).into());
         d
     };
     let index = Index {
@@ -696,12 +696,12 @@ fn json_manifest_for(config: &[u8], layer: &[u8]) -> Vec<u8> {
     let m = manifest::Manifest {
         schema_version: 2,
         media_type: Some(manifest::DOCKER_MANIFEST.into()),
-        config: Descriptor::new(
+        config: manifest::descriptor(
             manifest::DOCKER_CONFIG,
             Digest::sha256(config),
             config.len() as u64,
         ),
-        layers: vec![Descriptor::new(
+        layers: vec![manifest::descriptor(
             manifest::DOCKER_LAYER_GZIP,
             Digest::sha256(layer),
             layer.len() as u64,

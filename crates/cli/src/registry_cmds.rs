@@ -1,0 +1,185 @@
+//! `pull`, `push`, `login`, `logout`: the registry client over the local image store, with
+//! docker's progress output.
+
+use std::io::IsTerminal;
+
+use anyhow::{anyhow, bail, Context, Result};
+use image::{Images, Reference};
+use registry::{Client, ClientConfig, Platform, TerminalProgress};
+
+/// Registries named in BERTH_INSECURE_REGISTRIES (comma separated) are reached over plain
+/// HTTP, as dockerd's --insecure-registry; loopback registries always are.
+fn client() -> Result<Client> {
+    let insecure = std::env::var("BERTH_INSECURE_REGISTRIES")
+        .map(|v| {
+            v.split(',')
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Client::new(ClientConfig {
+        insecure_registries: insecure,
+        ..Default::default()
+    })?)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+fn parse_ref(name: &str) -> Result<Reference> {
+    Reference::parse_normalized(name).map_err(|e| anyhow!("{e}"))
+}
+
+/// Pull an image into the store and tag it; returns the image record.
+pub fn pull_into(
+    images: &Images,
+    name: &str,
+    platform: Option<&str>,
+    quiet: bool,
+) -> Result<image::store::ImageRecord> {
+    let parsed = parse_ref(name)?;
+    if parsed.is_name_only() && !quiet {
+        println!("Using default tag: latest");
+    }
+    let reference = parsed.with_default_tag();
+    let platform = match platform {
+        Some(p) => Some(Platform::parse(p).map_err(|e| anyhow!("{e}"))?),
+        None => None,
+    };
+    let client = client()?;
+    let rt = runtime()?;
+    let progress = if quiet {
+        TerminalProgress::plain(Box::new(std::io::sink()))
+    } else {
+        TerminalProgress::stdout()
+    };
+    let pulled =
+        rt.block_on(client.pull(&reference, platform.as_ref(), &images.content, &progress));
+    progress.finish();
+    let pulled = pulled.map_err(|e| anyhow!("Error response from daemon: {e}"))?;
+    let extra: Vec<image::Digest> = pulled.index.iter().map(|i| i.digest.clone()).collect();
+    let img = images.add_from_manifest(&pulled.manifest_digest(), &extra, None)?;
+    if reference.digest().is_none() {
+        images.store.tag(&img.id, &reference)?;
+    }
+    images.store.tag(
+        &img.id,
+        &reference.name_only().with_digest(pulled.digest.clone()),
+    )?;
+    Ok(img)
+}
+
+pub fn pull(
+    data_root: &std::path::Path,
+    name: &str,
+    platform: Option<&str>,
+    quiet: bool,
+    all_tags: bool,
+) -> Result<i32> {
+    if all_tags {
+        bail!("--all-tags is not supported yet");
+    }
+    let images = crate::images::open(data_root)?;
+    pull_into(&images, name, platform, quiet)?;
+    let reference = parse_ref(name)?.with_default_tag();
+    println!("{reference}");
+    Ok(0)
+}
+
+pub fn push(data_root: &std::path::Path, name: &str, quiet: bool) -> Result<i32> {
+    let images = crate::images::open(data_root)?;
+    let reference = parse_ref(name)?;
+    let img = images.resolve(name).map_err(|_| {
+        anyhow!(
+            "An image does not exist locally with the tag: {}",
+            reference.familiar_name()
+        )
+    })?;
+    let (mdigest, _) = images.manifest(&img)?;
+    let bytes = images.content.get_bytes(&mdigest)?;
+    let media_type = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| {
+            v.get("mediaType")
+                .and_then(|m| m.as_str())
+                .map(String::from)
+        })
+        .unwrap_or_else(|| image::config::MEDIA_OCI_MANIFEST.to_string());
+    let client = client()?;
+    let rt = runtime()?;
+    let progress = if quiet {
+        TerminalProgress::plain(Box::new(std::io::sink()))
+    } else {
+        TerminalProgress::stdout()
+    };
+    let pushed =
+        rt.block_on(client.push(&reference, &bytes, &media_type, &images.content, &progress));
+    progress.finish();
+    let pushed = pushed.map_err(|e| anyhow!("{e}"))?;
+    images.store.tag(
+        &img.id,
+        &reference.name_only().with_digest(pushed.digest.clone()),
+    )?;
+    if quiet {
+        println!("{}", reference.with_default_tag());
+    }
+    Ok(0)
+}
+
+pub fn login(
+    server: Option<&str>,
+    username: Option<String>,
+    password: Option<String>,
+    password_stdin: bool,
+) -> Result<i32> {
+    let server = server.unwrap_or("docker.io");
+    let username = match username {
+        Some(u) => u,
+        None => {
+            eprint!("Username: ");
+            let mut u = String::new();
+            std::io::stdin().read_line(&mut u)?;
+            u.trim().to_string()
+        }
+    };
+    let password = if password_stdin {
+        let mut p = String::new();
+        std::io::stdin()
+            .read_line(&mut p)
+            .context("reading the password from stdin")?;
+        p.trim_end_matches(['\n', '\r']).to_string()
+    } else if let Some(p) = password {
+        eprintln!("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
+        p
+    } else {
+        if !std::io::stdin().is_terminal() {
+            bail!("Error: Cannot perform an interactive login from a non TTY device");
+        }
+        eprint!("Password: ");
+        let mut p = String::new();
+        std::io::stdin().read_line(&mut p)?;
+        p.trim_end_matches(['\n', '\r']).to_string()
+    };
+    let client = client()?;
+    let rt = runtime()?;
+    rt.block_on(client.login(server, &username, &password))
+        .map_err(|e| anyhow!("Error response from daemon: {e}"))?;
+    println!("Login Succeeded");
+    Ok(0)
+}
+
+pub fn logout(server: Option<&str>) -> Result<i32> {
+    let server = server.unwrap_or("docker.io");
+    let client = client()?;
+    if client.logout(server)? {
+        println!("Removing login credentials for {server}");
+    } else {
+        println!("Not logged in to {server}");
+    }
+    Ok(0)
+}
