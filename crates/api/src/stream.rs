@@ -210,6 +210,27 @@ impl DetachKeys {
     }
 }
 
+/// Docker's syntax (`ctrl-p,ctrl-q`), as [`DetachKeys::parse`] reads it.
+impl fmt::Display for DetachKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self
+            .bytes()
+            .iter()
+            .map(|b| match b {
+                0 => "ctrl-@".to_string(),
+                1..=26 => format!("ctrl-{}", (b'a' + b - 1) as char),
+                27 => "ctrl-[".to_string(),
+                28 => "ctrl-\\".to_string(),
+                29 => "ctrl-]".to_string(),
+                30 => "ctrl-^".to_string(),
+                31 => "ctrl-_".to_string(),
+                c => (*c as char).to_string(),
+            })
+            .collect();
+        f.write_str(&parts.join(","))
+    }
+}
+
 /// Finds a detach sequence in what a client types, as Docker does: only single-byte reads
 /// (key presses) count, so pasted or piped data never detaches.
 #[derive(Debug)]

@@ -51,12 +51,12 @@ pub fn bind(path: &Path) -> io::Result<UnixListener> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    with_short_path(path, UnixListener::bind)
+    with_short_path(path, |p| UnixListener::bind(p))
 }
 
 /// Connects to the socket at `path`.
 pub fn connect(path: &Path) -> io::Result<UnixStream> {
-    with_short_path(path, UnixStream::connect)
+    with_short_path(path, |p| UnixStream::connect(p))
 }
 
 /// Calls `f` with a path for `path` that fits a socket address (for APIs that connect by

@@ -66,9 +66,13 @@ static CLASS: [u8; 256] = {
     let mut t = [0u8; 256];
     let mut i = 0;
     while i < 256 {
-        t[i] = if i < 0x20 || i == b'"' as usize || i == b'\\' as usize {
-            1
-        } else if i == b'<' as usize || i == b'>' as usize || i == b'&' as usize {
+        t[i] = if i < 0x20
+            || i == b'"' as usize
+            || i == b'\\' as usize
+            || i == b'<' as usize
+            || i == b'>' as usize
+            || i == b'&' as usize
+        {
             1
         } else if i >= 0x80 {
             2

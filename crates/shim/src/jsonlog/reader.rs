@@ -130,7 +130,7 @@ struct OpenFile {
     pos: u64,
 }
 
-fn io_err(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
+fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Error + 'a {
     move |source| Error::Io {
         what,
         path: path.to_path_buf(),
