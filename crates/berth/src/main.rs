@@ -27,6 +27,11 @@ fn main() {
     } else {
         match args.get(1).map(String::as_str) {
             Some("runtime") => runtime_cli::main(args[1..].to_vec()),
+            Some("shim") => {
+                let mut a = vec!["berth shim".to_string()];
+                a.extend(args[2..].iter().cloned());
+                shim::main(a)
+            }
             Some("version") | Some("--version") | Some("-v") => {
                 println!("berth version {}", env!("CARGO_PKG_VERSION"));
                 0

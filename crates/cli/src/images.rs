@@ -271,7 +271,7 @@ pub fn inspect_value(images: &Images, img: &ImageRecord) -> Result<Value> {
         .map(|c| images.snapshots.fs_dir(c).display().to_string())
         .collect();
     let other = |k: &str| cfg.other.get(k).cloned().unwrap_or(json!(""));
-    Ok(json!({
+    let mut v = json!({
         "Id": img.id.to_string(),
         "RepoTags": img.familiar_tags(),
         "RepoDigests": img.familiar_digests(),
@@ -282,7 +282,6 @@ pub fn inspect_value(images: &Images, img: &ImageRecord) -> Result<Value> {
         "Author": cfg.author.clone().unwrap_or_default(),
         "Config": run,
         "Architecture": cfg.architecture,
-        "Variant": cfg.variant,
         "Os": cfg.os,
         "Size": img.size,
         "GraphDriver": {
@@ -294,7 +293,11 @@ pub fn inspect_value(images: &Images, img: &ImageRecord) -> Result<Value> {
             "Layers": cfg.rootfs.diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>()
         },
         "Metadata": {"LastTagTime": image::config::unix_to_rfc3339(img.added_unix, 0)}
-    }))
+    });
+    if let Some(variant) = &cfg.variant {
+        v["Variant"] = json!(variant);
+    }
+    Ok(v)
 }
 
 pub fn inspect(data_root: &std::path::Path, names: &[String], format: Option<&str>) -> Result<i32> {

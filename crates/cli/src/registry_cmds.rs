@@ -35,6 +35,35 @@ fn parse_ref(name: &str) -> Result<Reference> {
     Reference::parse_normalized(name).map_err(|e| anyhow!("{e}"))
 }
 
+/// Passes progress through, except the final `Digest:`/`Status:` lines, kept for [`release`].
+struct HoldSummary<'a> {
+    inner: &'a TerminalProgress,
+    held: std::sync::Mutex<Vec<registry::ProgressMessage>>,
+}
+
+impl HoldSummary<'_> {
+    fn release(&self) {
+        use registry::Progress;
+        if let Ok(mut h) = self.held.lock() {
+            for m in h.drain(..) {
+                self.inner.update(&m);
+            }
+        }
+    }
+}
+
+impl registry::Progress for HoldSummary<'_> {
+    fn update(&self, m: &registry::ProgressMessage) {
+        if m.id.is_none() && (m.status.starts_with("Digest:") || m.status.starts_with("Status:")) {
+            if let Ok(mut h) = self.held.lock() {
+                h.push(m.clone());
+            }
+            return;
+        }
+        self.inner.update(m);
+    }
+}
+
 /// Pull an image into the store and tag it; returns the image record.
 pub fn pull_into(
     images: &Images,
@@ -58,12 +87,27 @@ pub fn pull_into(
     } else {
         TerminalProgress::stdout()
     };
-    let pulled =
-        rt.block_on(client.pull(&reference, platform.as_ref(), &images.content, &progress));
-    progress.finish();
-    let pulled = pulled.map_err(|e| anyhow!("Error response from daemon: {e}"))?;
+    // The summary lines (Digest:, Status:) are held back until the layers are unpacked and
+    // the image is in the store, so they never claim more than is true.
+    let held = HoldSummary {
+        inner: &progress,
+        held: std::sync::Mutex::new(Vec::new()),
+    };
+    let pulled = rt.block_on(client.pull(&reference, platform.as_ref(), &images.content, &held));
+    let pulled = match pulled {
+        Ok(p) => p,
+        Err(e) => {
+            progress.finish();
+            return Err(anyhow!("Error response from daemon: {e}"));
+        }
+    };
     let extra: Vec<image::Digest> = pulled.index.iter().map(|i| i.digest.clone()).collect();
-    let img = images.add_from_manifest(&pulled.manifest_digest(), &extra, None)?;
+    let added = images.add_from_manifest(&pulled.manifest_digest(), &extra, None);
+    if added.is_ok() {
+        held.release();
+    }
+    progress.finish();
+    let img = added?;
     if reference.digest().is_none() {
         images.store.tag(&img.id, &reference)?;
     }

@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::jsonlog::writer::LineSplitter;
-use crate::protocol::{frame_header, ExitStatus};
 use crate::jsonlog::Stream;
+use crate::protocol::{frame_header, ExitStatus};
 
 /// Stop reading a process's output while a client has this much unsent.
 pub(crate) const HIGH_WATER: usize = 4 * 1024 * 1024;
@@ -38,7 +38,13 @@ pub(crate) struct Client {
 }
 
 impl Client {
-    pub fn new(sock: UnixStream, stdin: bool, stdout: bool, stderr: bool, stdin_once: bool) -> Self {
+    pub fn new(
+        sock: UnixStream,
+        stdin: bool,
+        stdout: bool,
+        stderr: bool,
+        stdin_once: bool,
+    ) -> Self {
         Client {
             sock,
             stdout,
@@ -158,6 +164,8 @@ pub(crate) struct Session {
     pub gate: bool,
     pub exit: Option<ExitStatus>,
     pub reaped_at: Option<Instant>,
+    /// When output was last read.
+    pub last_output: Option<Instant>,
     /// Exit recorded and announced; clients are being closed.
     pub finished: bool,
 }
@@ -180,6 +188,7 @@ impl Session {
             gate: true,
             exit: None,
             reaped_at: None,
+            last_output: None,
             finished: false,
         }
     }
@@ -224,6 +233,17 @@ impl Session {
             self.stdin_close = true;
             self.flush_stdin();
         }
+    }
+
+    /// An exec's process is gone but its pipes stay open (a background child holds them):
+    /// give up on the rest of its output after `grace` without any, unless a client is
+    /// merely slow.
+    pub fn stalled(&self, now: Instant, grace: std::time::Duration) -> bool {
+        let Some(reaped) = self.reaped_at else {
+            return false;
+        };
+        let since = self.last_output.map_or(reaped, |o| o.max(reaped));
+        self.gate && !self.backpressured() && now.duration_since(since) >= grace
     }
 
     /// True when both outputs have reached their end.

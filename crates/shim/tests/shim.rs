@@ -108,7 +108,11 @@ impl Env {
         let cg_parent = format!("/berth-shim-test-{tag}");
         let mut s = spec(args, false, &format!("{cg_parent}/{id}"));
         tweak(&mut s);
-        fs::write(bundle.join("config.json"), serde_json::to_vec_pretty(&s).unwrap()).unwrap();
+        fs::write(
+            bundle.join("config.json"),
+            serde_json::to_vec_pretty(&s).unwrap(),
+        )
+        .unwrap();
         Env {
             root: tmp.path().join("runtime"),
             state: tmp.path().join("state"),
@@ -118,6 +122,13 @@ impl Env {
             cg_parent,
             bundle,
         }
+    }
+
+    /// Moves the shim's state dir to a path too long for a socket address, so the sockets
+    /// must be reached through /proc/self/fd.
+    fn with_long_state_dir(mut self) -> Env {
+        self.state = self._tmp.path().join("s".repeat(100)).join("state");
+        self
     }
 
     fn options(&self) -> StartOptions {
@@ -140,7 +151,9 @@ impl Env {
     fn launch(&self, mut cmd: Command) -> (Result<i32, client::Error>, std::process::Child) {
         let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
         let wfd = w.as_raw_fd();
-        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::inherit());
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
         // SAFETY: only async-signal-safe calls (dup2, fcntl) between fork and exec.
         unsafe {
             cmd.pre_exec(move || {
@@ -184,7 +197,10 @@ impl Env {
 
     fn wait(&self) -> ExitStatus {
         let state = self.state.clone();
-        within(Duration::from_secs(120), "wait", move || client::wait(&state)).unwrap()
+        within(Duration::from_secs(120), "wait", move || {
+            client::wait(&state)
+        })
+        .unwrap()
     }
 
     fn shim_gone(&self) -> bool {
@@ -279,7 +295,11 @@ fn read_attach(
         match s.read(&mut buf) {
             Ok(0) => eof = true,
             Ok(n) => raw.extend_from_slice(&buf[..n]),
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
             Err(e) => panic!("attach read: {e}"),
         }
         if tty {
@@ -344,7 +364,11 @@ fn logs_in_docker_format_and_records_exit_code() {
     }
     let env = Env::new(
         "exit",
-        &["sh", "-c", "echo out; echo 'err \"q\" <&>' >&2; printf partial; exit 3"],
+        &[
+            "sh",
+            "-c",
+            "echo out; echo 'err \"q\" <&>' >&2; printf partial; exit 3",
+        ],
         |_| {},
     );
     let pid = env.start();
@@ -397,7 +421,11 @@ fn attach_streams_live_and_stdin_reaches_cat() {
     if !require_root() {
         return;
     }
-    let env = Env::new("attach", &["sh", "-c", "echo started; cat; echo done >&2; exit 0"], |_| {});
+    let env = Env::new(
+        "attach",
+        &["sh", "-c", "echo started; cat; echo done >&2; exit 0"],
+        |_| {},
+    );
     let mut o = env.options();
     o.stdin = true;
     o.no_start = true;
@@ -410,7 +438,9 @@ fn attach_streams_live_and_stdin_reaches_cat() {
     })
     .unwrap();
     // Attached before start: nothing is missed.
-    read_attach(&mut a.stream, false, Duration::from_secs(20), |o, _| o.contains("started\n"));
+    read_attach(&mut a.stream, false, Duration::from_secs(20), |o, _| {
+        o.contains("started\n")
+    });
     for word in ["hello", "world"] {
         a.stream.write_all(format!("{word}\n").as_bytes()).unwrap();
         let (out, _, _) = read_attach(&mut a.stream, false, Duration::from_secs(20), |o, _| {
@@ -421,7 +451,9 @@ fn attach_streams_live_and_stdin_reaches_cat() {
     // A second, output-only client sees live output too.
     let mut b = attach(&env.state, false);
     a.stream.write_all(b"both\n").unwrap();
-    read_attach(&mut b.stream, false, Duration::from_secs(20), |o, _| o.contains("both\n"));
+    read_attach(&mut b.stream, false, Duration::from_secs(20), |o, _| {
+        o.contains("both\n")
+    });
     // EOF on stdin closes the container's stdin: cat ends, the container exits.
     a.stream.shutdown(std::net::Shutdown::Write).unwrap();
     let (_, err, eof) = read_attach(&mut a.stream, false, Duration::from_secs(20), |_, _| false);
@@ -429,7 +461,10 @@ fn attach_streams_live_and_stdin_reaches_cat() {
     assert!(err.contains("done\n"), "{err:?}");
     assert_eq!(env.wait().exit_code, 0);
     let logged: Vec<String> = env.log_entries().into_iter().map(|e| e.1).collect();
-    assert_eq!(logged, ["started\n", "hello\n", "world\n", "both\n", "done\n"]);
+    assert_eq!(
+        logged,
+        ["started\n", "hello\n", "world\n", "both\n", "done\n"]
+    );
 }
 
 #[test]
@@ -437,7 +472,9 @@ fn tty_mode_with_resize() {
     if !require_root() {
         return;
     }
-    let env = Env::new("tty", &["sh"], |s| s["process"]["terminal"] = json!(true));
+    let env =
+        Env::new("tty", &["sh"], |s| s["process"]["terminal"] = json!(true)).with_long_state_dir();
+    assert!(env.state.join(protocol::CONTROL_SOCKET).as_os_str().len() > 108);
     let mut o = env.options();
     o.tty = true;
     o.stdin = true;
@@ -456,7 +493,9 @@ fn tty_mode_with_resize() {
     })
     .unwrap();
     a.stream.write_all(b"stty size\n").unwrap();
-    read_attach(&mut a.stream, true, Duration::from_secs(20), |o, _| o.contains("33 77"));
+    read_attach(&mut a.stream, true, Duration::from_secs(20), |o, _| {
+        o.contains("33 77")
+    });
     env.control(ControlRequest {
         resize: Some([40, 100]),
         ..Default::default()
@@ -493,7 +532,11 @@ fn container_survives_its_spawner_being_killed() {
     }
     let env = Env::new(
         "live",
-        &["sh", "-c", "trap 'echo bye; exit 7' TERM; while true; do echo tick; sleep 0.1; done"],
+        &[
+            "sh",
+            "-c",
+            "trap 'echo bye; exit 7' TERM; while true; do echo tick; sleep 0.1; done",
+        ],
         |_| {},
     );
     // The "daemon": a shell that starts the shim and then lingers, to be killed -9.
@@ -524,7 +567,9 @@ fn container_survives_its_spawner_being_killed() {
     assert!(size(&env.log) > before, "the container stopped logging");
     // A new client (a restarted daemon) attaches, sees output, and can stop and wait.
     let mut a = attach(&env.state, false);
-    read_attach(&mut a.stream, false, Duration::from_secs(10), |o, _| o.contains("tick\n"));
+    read_attach(&mut a.stream, false, Duration::from_secs(10), |o, _| {
+        o.contains("tick\n")
+    });
     let st = env
         .control(ControlRequest {
             state: Some(true),
@@ -623,7 +668,9 @@ fn exec_via_control_socket() {
     )
     .unwrap();
     a.stream.write_all(b"ping\n").unwrap();
-    read_attach(&mut a.stream, false, Duration::from_secs(20), |o, _| o == "ping\n");
+    read_attach(&mut a.stream, false, Duration::from_secs(20), |o, _| {
+        o == "ping\n"
+    });
     a.stream.shutdown(std::net::Shutdown::Write).unwrap();
     let (_, _, eof) = read_attach(&mut a.stream, false, Duration::from_secs(20), |_, _| false);
     assert!(eof);
@@ -705,7 +752,11 @@ fn log_rotation_and_tail_across_files() {
     }
     let env = Env::new(
         "rotate",
-        &["sh", "-c", "i=0; while [ $i -lt 500 ]; do echo \"line $i\"; i=$((i+1)); done"],
+        &[
+            "sh",
+            "-c",
+            "i=0; while [ $i -lt 500 ]; do echo \"line $i\"; i=$((i+1)); done",
+        ],
         |_| {},
     );
     let mut o = env.options();
@@ -723,7 +774,10 @@ fn log_rotation_and_tail_across_files() {
     assert!(!rotated(4).exists());
     for n in 1..4 {
         let len = fs::metadata(rotated(n)).unwrap().len();
-        assert!((2048..2048 + 200).contains(&len), "file .{n} is {len} bytes");
+        assert!(
+            (2048..2048 + 200).contains(&len),
+            "file .{n} is {len} bytes"
+        );
     }
     let tail: Vec<String> = read_logs(
         &env.log,
@@ -747,6 +801,55 @@ fn log_rotation_and_tail_across_files() {
     let want: Vec<String> = (first..500).map(|i| format!("line {i}\n")).collect();
     assert_eq!(all, want);
     assert!(first > 0, "old lines were rotated away");
+}
+
+#[test]
+fn follow_reads_a_rotating_log_until_the_container_exits() {
+    if !require_root() {
+        return;
+    }
+    let env = Env::new(
+        "follow",
+        &[
+            "sh",
+            "-c",
+            "i=0; while [ $i -lt 40 ]; do echo \"n $i\"; i=$((i+1)); sleep 0.02; done; echo last >&2",
+        ],
+        |_| {},
+    );
+    let mut o = env.options();
+    o.log = Some(LogConfig {
+        path: env.log.clone(),
+        max_size: Some(600),
+        max_files: 3,
+    });
+    let opts = ReadOptions {
+        follow: true,
+        stop_file: Some(env.state.join(protocol::EXIT_FILE)),
+        ..Default::default()
+    };
+    // The reader starts before the log exists, as `docker logs -f` right after `run -d`.
+    let path = env.log.clone();
+    let reader = std::thread::spawn(move || {
+        read_logs(&path, opts)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (e.stream, String::from_utf8(e.log).unwrap())
+            })
+            .collect::<Vec<_>>()
+    });
+    env.start_with(o).unwrap();
+    assert_eq!(env.wait().exit_code, 0);
+    let got = within(Duration::from_secs(20), "follow to end", move || {
+        reader.join().unwrap()
+    });
+    let mut want: Vec<(Stream, String)> = (0..40)
+        .map(|i| (Stream::Stdout, format!("n {i}\n")))
+        .collect();
+    want.push((Stream::Stderr, "last\n".into()));
+    assert_eq!(got, want);
+    assert!(shim::jsonlog::writer::rotated_path(&env.log, 2).exists());
 }
 
 #[test]
@@ -810,7 +913,11 @@ fn throughput_of_logging_and_reading_back() {
     // Made in the container's /tmp first, then written with cat (busybox `yes | head` alone
     // manages only ~65 MB/s on this machine, which would measure the producer, not the shim).
     let chunk = 10u64 << 20;
-    assert_eq!(bytes % chunk, 0, "BERTH_SHIM_THROUGHPUT_MIB must be a multiple of 10");
+    assert_eq!(
+        bytes % chunk,
+        0,
+        "BERTH_SHIM_THROUGHPUT_MIB must be a multiple of 10"
+    );
     let script = format!(
         "yes {line} | head -c {chunk} > /tmp/f; i=0; while [ $i -lt {} ]; do cat /tmp/f; i=$((i+1)); done",
         bytes / chunk
@@ -826,7 +933,9 @@ fn throughput_of_logging_and_reading_back() {
     let mut r = read_logs(&env.log, ReadOptions::default()).unwrap();
     let n = r.copy_to(&mut sink, Framing::Multiplexed).unwrap();
     let read_s = t1.elapsed().as_secs_f64();
-    assert_eq!(n, bytes + 8 * bytes.div_ceil(100), "every entry read back");
+    // One entry per newline, plus the unfinished last line.
+    let entries = (bytes / chunk) * (chunk / 100) + (chunk % 100).min(1);
+    assert_eq!(n, bytes + 8 * entries, "every entry read back");
     assert_eq!(r.skipped(), 0);
     // The shim's own rate: from the first entry's time stamp to the last's.
     let stamps: Vec<i64> = {

@@ -398,14 +398,13 @@ impl LogReader {
             if let Some(i) = memchr::memchr(b'\n', &self.buf[self.start..self.end]) {
                 let line = self.start..self.start + i;
                 self.start += i + 1;
-                let stream =
-                    match decode_entry(&self.buf[line], &mut self.log, &mut self.time) {
-                        Ok(s) => s,
-                        Err(_) => {
-                            self.skipped += 1;
-                            continue;
-                        }
-                    };
+                let stream = match decode_entry(&self.buf[line], &mut self.log, &mut self.time) {
+                    Ok(s) => s,
+                    Err(_) => {
+                        self.skipped += 1;
+                        continue;
+                    }
+                };
                 let wanted = match stream {
                     Stream::Stdout => self.opts.stdout,
                     Stream::Stderr => self.opts.stderr,
@@ -577,7 +576,11 @@ impl LogReader {
     /// Writes every (remaining) entry to `out` as `docker logs` sends it: raw or multiplexed,
     /// with time stamps if asked. Output is gathered into large writes and flushed before
     /// waiting for more. Returns the bytes written.
-    pub fn copy_to<W: Write + ?Sized>(&mut self, out: &mut W, framing: Framing) -> Result<u64, Error> {
+    pub fn copy_to<W: Write + ?Sized>(
+        &mut self,
+        out: &mut W,
+        framing: Framing,
+    ) -> Result<u64, Error> {
         const CHUNK: usize = 256 * 1024;
         let mut ob: Vec<u8> = Vec::with_capacity(CHUNK + 32 * 1024);
         let mut total = 0u64;
@@ -665,7 +668,11 @@ mod tests {
         })
         .unwrap();
         for i in 0..n {
-            let s = if i % 3 == 0 { Stream::Stderr } else { Stream::Stdout };
+            let s = if i % 3 == 0 {
+                Stream::Stderr
+            } else {
+                Stream::Stdout
+            };
             w.append(s, format!("line {i}\n").as_bytes(), &stamp(i))
                 .unwrap();
         }
@@ -787,8 +794,12 @@ mod tests {
         let reader = std::thread::spawn(move || lines(r));
         std::thread::sleep(Duration::from_millis(100));
         for i in 0..20 {
-            w.append(Stream::Stdout, format!("follow {i}\n").as_bytes(), &stamp(i))
-                .unwrap();
+            w.append(
+                Stream::Stdout,
+                format!("follow {i}\n").as_bytes(),
+                &stamp(i),
+            )
+            .unwrap();
             w.flush().unwrap();
             std::thread::sleep(Duration::from_millis(5));
         }

@@ -140,8 +140,7 @@ impl LogWriter {
     /// Appends one entry (`time` is the formatted RFC3339Nano stamp).
     pub fn append(&mut self, stream: Stream, log: &[u8], time: &[u8]) -> io::Result<()> {
         if let Some(max) = self.cfg.max_size {
-            if self.size + self.buf.len() as u64 >= max && self.size + (self.buf.len() as u64) > 0
-            {
+            if self.size + self.buf.len() as u64 >= max && self.size + (self.buf.len() as u64) > 0 {
                 self.rotate()?;
             }
         }
@@ -202,7 +201,12 @@ mod tests {
     fn splits_lines_keeping_newlines() {
         assert_eq!(
             split(&[b"a\nbb\nc", b"c\n", b"tail"]),
-            vec![b"a\n".to_vec(), b"bb\n".to_vec(), b"cc\n".to_vec(), b"tail".to_vec()]
+            vec![
+                b"a\n".to_vec(),
+                b"bb\n".to_vec(),
+                b"cc\n".to_vec(),
+                b"tail".to_vec()
+            ]
         );
     }
 
@@ -232,8 +236,12 @@ mod tests {
         })
         .unwrap();
         for i in 0..40 {
-            w.append(Stream::Stdout, format!("line {i}\n").as_bytes(), b"2023-11-14T22:13:20Z")
-                .unwrap();
+            w.append(
+                Stream::Stdout,
+                format!("line {i}\n").as_bytes(),
+                b"2023-11-14T22:13:20Z",
+            )
+            .unwrap();
         }
         w.flush().unwrap();
         assert!(path.exists());
@@ -245,7 +253,9 @@ mod tests {
             assert!(len < 200 + 80, "file {n} is {len} bytes");
         }
         let last = std::fs::read_to_string(&path).unwrap();
-        assert!(last.ends_with("\"log\":\"line 39\\n\",\"stream\":\"stdout\",\"time\":\"2023-11-14T22:13:20Z\"}\n"));
+        assert!(last.ends_with(
+            "\"log\":\"line 39\\n\",\"stream\":\"stdout\",\"time\":\"2023-11-14T22:13:20Z\"}\n"
+        ));
 
         // max_files = 1: the file is truncated.
         let p1 = dir.path().join("one.log");
@@ -256,7 +266,8 @@ mod tests {
         })
         .unwrap();
         for _ in 0..20 {
-            w.append(Stream::Stderr, b"abcdefghij\n", b"2023-11-14T22:13:20Z").unwrap();
+            w.append(Stream::Stderr, b"abcdefghij\n", b"2023-11-14T22:13:20Z")
+                .unwrap();
         }
         w.flush().unwrap();
         assert!(!rotated_path(&p1, 1).exists());
