@@ -382,9 +382,13 @@ pub fn tag(data_root: &std::path::Path, source: &str, target: &str) -> Result<i3
     Ok(0)
 }
 
-/// Whether containers use an image. Until the engine exists no container references images.
-fn no_containers(_: &image::Digest) -> Usage {
-    Usage::Unused
+/// Whether containers use an image: a bundle made from it exists (a container running in
+/// the foreground with `berth run`).
+fn usage_in(data_root: &std::path::Path) -> impl Fn(&image::Digest) -> Usage + '_ {
+    move |d| match engine::bundle::users_of(data_root, d).into_iter().next() {
+        Some(c) => Usage::Running(c),
+        None => Usage::Unused,
+    }
 }
 
 pub fn rmi(
@@ -396,7 +400,7 @@ pub fn rmi(
     let images = open(data_root)?;
     let mut code = 0;
     for n in names {
-        match images.remove(n, force, !no_prune, &no_containers) {
+        match images.remove(n, force, !no_prune, &usage_in(data_root)) {
             Ok(o) => print_items(&o.items),
             Err(e) => {
                 eprintln!("Error response from daemon: {e}");
@@ -441,7 +445,7 @@ pub fn prune(
         f.before.is_none_or(|b| img.created_unix < b)
             && f.since.is_none_or(|s| img.created_unix > s)
     };
-    let (o, reclaimed) = images.prune(all, &no_containers, &filter)?;
+    let (o, reclaimed) = images.prune(all, &usage_in(data_root), &filter)?;
     if !o.items.is_empty() {
         println!("Deleted Images:");
         print_items(&o.items);

@@ -108,6 +108,8 @@ pub fn run(data_root: &std::path::Path, a: RunArgs) -> Result<i32> {
             return Ok(125);
         }
     };
+    // Release the image store (one process at a time may hold it) while the container runs.
+    drop(images);
     let rt = runtime::container::Runtime::new(data_root.join("runtime"), false);
     let o = runtime::container::CreateOptions {
         id: bundle.id.clone(),
@@ -132,7 +134,12 @@ pub fn run(data_root: &std::path::Path, a: RunArgs) -> Result<i32> {
             }
         }
     };
-    if let Err(e) = engine::bundle::remove(&images, data_root, &bundle.id) {
+    let removed = crate::images::open(data_root)
+        .map_err(|e| crate::error_text(&e))
+        .and_then(|images| {
+            engine::bundle::remove(&images, data_root, &bundle.id).map_err(|e| e.to_string())
+        });
+    if let Err(e) = removed {
         eprintln!("berth: warning: cannot remove container {}: {e}", bundle.id);
     }
     Ok(code)

@@ -41,6 +41,23 @@ pub struct Bundle {
     pub run: RunSpec,
 }
 
+/// File in a bundle naming the image it was made from.
+const IMAGE_FILE: &str = "image.id";
+
+/// Containers (bundle ids) whose bundle was made from image `id`.
+pub fn users_of(data_root: &Path, id: &image::Digest) -> Vec<String> {
+    let want = id.to_string();
+    let Ok(rd) = std::fs::read_dir(data_root.join("containers")) else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join(IMAGE_FILE)).is_ok_and(|s| s.trim() == want)
+        })
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect()
+}
+
 /// A new random container id (64 hex digits, like docker's).
 pub fn new_id() -> Result<String, Error> {
     image::content::random_hex(32)
@@ -103,6 +120,8 @@ pub fn create(
         let text = serde_json::to_vec_pretty(&spec).map_err(|e| Error::Spec(e.to_string()))?;
         let cfg = dir.join("config.json");
         std::fs::write(&cfg, text).map_err(io("cannot write", &cfg))?;
+        let img_file = dir.join(IMAGE_FILE);
+        std::fs::write(&img_file, img.id.to_string()).map_err(io("cannot write", &img_file))?;
         Ok::<_, Error>(run)
     })();
     match made {
