@@ -593,7 +593,10 @@ pub trait Backend: Send + Sync + 'static {
 
     /// `POST /build/prune` (default: nothing to prune).
     async fn build_prune(&self, _all: bool, _filters: Filters) -> ApiResult<BuildPruneResponse> {
-        Ok(BuildPruneResponse { caches_deleted: Some(Vec::new()), space_reclaimed: 0 })
+        Ok(BuildPruneResponse {
+            caches_deleted: Some(Vec::new()),
+            space_reclaimed: 0,
+        })
     }
 
     // ---- volumes ----

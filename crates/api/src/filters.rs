@@ -30,13 +30,21 @@ impl Filters {
         if let Ok(map) = serde_json::from_str::<BTreeMap<String, BTreeMap<String, bool>>>(s) {
             let fields = map
                 .into_iter()
-                .map(|(k, v)| (k, v.into_iter().filter(|(_, b)| *b).map(|(v, _)| v).collect()))
+                .map(|(k, v)| {
+                    (
+                        k,
+                        v.into_iter().filter(|(_, b)| *b).map(|(v, _)| v).collect(),
+                    )
+                })
                 .collect();
             return Ok(Filters { fields });
         }
         match serde_json::from_str::<BTreeMap<String, Vec<String>>>(s) {
             Ok(map) => Ok(Filters {
-                fields: map.into_iter().map(|(k, v)| (k, v.into_iter().collect())).collect(),
+                fields: map
+                    .into_iter()
+                    .map(|(k, v)| (k, v.into_iter().collect()))
+                    .collect(),
             }),
             Err(e) => Err(ApiError::InvalidParameter(format!("invalid filter: {e}"))),
         }
@@ -54,7 +62,10 @@ impl Filters {
 
     /// Adds `value` under `name`.
     pub fn add(&mut self, name: &str, value: &str) -> &mut Filters {
-        self.fields.entry(name.to_string()).or_default().insert(value.to_string());
+        self.fields
+            .entry(name.to_string())
+            .or_default()
+            .insert(value.to_string());
         self
     }
 
@@ -90,7 +101,9 @@ impl Filters {
     /// Rejects names outside `accepted` with Docker's `invalid filter 'name'` (400).
     pub fn validate(&self, accepted: &[&str]) -> Result<(), ApiError> {
         match self.fields.keys().find(|k| !accepted.contains(&k.as_str())) {
-            Some(bad) => Err(ApiError::InvalidParameter(format!("invalid filter '{bad}'"))),
+            Some(bad) => Err(ApiError::InvalidParameter(format!(
+                "invalid filter '{bad}'"
+            ))),
             None => Ok(()),
         }
     }
@@ -159,16 +172,41 @@ impl Filters {
 
 /// Filter names `GET /containers/json` accepts.
 pub const CONTAINER_LIST_FILTERS: &[&str] = &[
-    "ancestor", "before", "expose", "exited", "health", "id", "isolation", "is-task", "label",
-    "name", "network", "publish", "since", "status", "volume",
+    "ancestor",
+    "before",
+    "expose",
+    "exited",
+    "health",
+    "id",
+    "isolation",
+    "is-task",
+    "label",
+    "name",
+    "network",
+    "publish",
+    "since",
+    "status",
+    "volume",
 ];
 /// Filter names `GET /images/json` accepts.
 pub const IMAGE_LIST_FILTERS: &[&str] =
     &["before", "dangling", "label", "reference", "since", "until"];
 /// Filter names `GET /events` accepts.
 pub const EVENT_FILTERS: &[&str] = &[
-    "config", "container", "daemon", "event", "image", "label", "network", "node", "plugin",
-    "scope", "secret", "service", "type", "volume",
+    "config",
+    "container",
+    "daemon",
+    "event",
+    "image",
+    "label",
+    "network",
+    "node",
+    "plugin",
+    "scope",
+    "secret",
+    "service",
+    "type",
+    "volume",
 ];
 /// Filter names `POST /containers/prune` accepts.
 pub const CONTAINER_PRUNE_FILTERS: &[&str] = &["label", "label!", "until"];
@@ -186,7 +224,10 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(a.get("status"), vec!["running"]);
         assert!(Filters::from_json("").unwrap().is_empty());
-        assert!(matches!(Filters::from_json("{nope"), Err(ApiError::InvalidParameter(_))));
+        assert!(matches!(
+            Filters::from_json("{nope"),
+            Err(ApiError::InvalidParameter(_))
+        ));
         let round = Filters::from_json(&a.to_json()).unwrap();
         assert_eq!(round, a);
     }

@@ -77,12 +77,18 @@ pub struct Frame {
 impl Frame {
     /// A stdout chunk.
     pub fn stdout(data: impl Into<Bytes>) -> Frame {
-        Frame { stream: StdStream::Stdout, data: data.into() }
+        Frame {
+            stream: StdStream::Stdout,
+            data: data.into(),
+        }
     }
 
     /// A stderr chunk.
     pub fn stderr(data: impl Into<Bytes>) -> Frame {
-        Frame { stream: StdStream::Stderr, data: data.into() }
+        Frame {
+            stream: StdStream::Stderr,
+            data: data.into(),
+        }
     }
 }
 
@@ -197,7 +203,10 @@ impl DetachKeys {
             match code {
                 Some(c) => out.push(c),
                 None => {
-                    return Err(DetachKeysError { spec: spec.to_string(), key: key.to_string() })
+                    return Err(DetachKeysError {
+                        spec: spec.to_string(),
+                        key: key.to_string(),
+                    })
                 }
             }
         }
@@ -250,7 +259,10 @@ pub(crate) enum Scan {
 
 impl DetachScanner {
     pub(crate) fn new(keys: &DetachKeys) -> DetachScanner {
-        DetachScanner { keys: keys.0.clone(), pos: 0 }
+        DetachScanner {
+            keys: keys.0.clone(),
+            pos: 0,
+        }
     }
 
     pub(crate) fn scan(&mut self, chunk: Bytes) -> Scan {
@@ -323,7 +335,14 @@ pub fn stdin_pipe() -> (StdinWriter, AttachStdin) {
 
 pub(crate) fn stdin_channel() -> (StdinFeeder, AttachStdin) {
     let (tx, rx) = mpsc::channel(16);
-    (StdinFeeder { tx }, AttachStdin { rx, pending: Bytes::new(), done: false })
+    (
+        StdinFeeder { tx },
+        AttachStdin {
+            rx,
+            pending: Bytes::new(),
+            done: false,
+        },
+    )
 }
 
 impl StdinFeeder {
@@ -417,7 +436,11 @@ impl AsyncRead for AttachStdin {
 /// Adapts a [`ByteStream`] (an upload: archive, image tarball, build context) into an
 /// [`AsyncRead`].
 pub fn stream_reader(stream: ByteStream) -> StreamReader {
-    StreamReader { stream, pending: Bytes::new(), done: false }
+    StreamReader {
+        stream,
+        pending: Bytes::new(),
+        done: false,
+    }
 }
 
 /// The [`AsyncRead`] of [`stream_reader`].
@@ -485,19 +508,40 @@ mod tests {
 
     #[test]
     fn detach_keys_parse() {
-        assert_eq!(DetachKeys::parse("ctrl-p,ctrl-q").unwrap(), DetachKeys::default_keys());
-        assert_eq!(DetachKeys::parse("a,ctrl-@,ctrl-_").unwrap().bytes(), &[b'a', 0, 31]);
+        assert_eq!(
+            DetachKeys::parse("ctrl-p,ctrl-q").unwrap(),
+            DetachKeys::default_keys()
+        );
+        assert_eq!(
+            DetachKeys::parse("a,ctrl-@,ctrl-_").unwrap().bytes(),
+            &[b'a', 0, 31]
+        );
         let e = DetachKeys::parse("ctrl-p,foo").unwrap_err();
-        assert_eq!(e.to_string(), "Invalid detach keys (ctrl-p,foo) provided: Unknown character: 'foo'");
+        assert_eq!(
+            e.to_string(),
+            "Invalid detach keys (ctrl-p,foo) provided: Unknown character: 'foo'"
+        );
     }
 
     #[test]
     fn detach_scanner() {
         let mut s = DetachScanner::new(&DetachKeys::default_keys());
-        assert_eq!(s.scan(Bytes::from_static(b"ab")), Scan::Forward(Bytes::from_static(b"ab")));
-        assert_eq!(s.scan(Bytes::from_static(&[0x10])), Scan::Forward(Bytes::new()));
-        assert_eq!(s.scan(Bytes::from_static(b"x")), Scan::Forward(Bytes::from_static(&[0x10, b'x'])));
-        assert_eq!(s.scan(Bytes::from_static(&[0x10])), Scan::Forward(Bytes::new()));
+        assert_eq!(
+            s.scan(Bytes::from_static(b"ab")),
+            Scan::Forward(Bytes::from_static(b"ab"))
+        );
+        assert_eq!(
+            s.scan(Bytes::from_static(&[0x10])),
+            Scan::Forward(Bytes::new())
+        );
+        assert_eq!(
+            s.scan(Bytes::from_static(b"x")),
+            Scan::Forward(Bytes::from_static(&[0x10, b'x']))
+        );
+        assert_eq!(
+            s.scan(Bytes::from_static(&[0x10])),
+            Scan::Forward(Bytes::new())
+        );
         assert_eq!(s.scan(Bytes::from_static(&[0x11])), Scan::Detach);
         // Pasted data with the sequence inside does not detach.
         assert_eq!(

@@ -26,7 +26,10 @@ impl Timestamp {
         let d = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
-        Timestamp { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() }
+        Timestamp {
+            seconds: d.as_secs() as i64,
+            nanos: d.subsec_nanos(),
+        }
     }
 
     /// Parses an optional query value: empty means none; anything but `SECONDS[.FRACTION]`
@@ -82,13 +85,25 @@ mod tests {
 
     #[test]
     fn parses() {
-        assert_eq!("12".parse::<Timestamp>().unwrap(), Timestamp { seconds: 12, nanos: 0 });
         assert_eq!(
-            "12.5".parse::<Timestamp>().unwrap(),
-            Timestamp { seconds: 12, nanos: 500_000_000 }
+            "12".parse::<Timestamp>().unwrap(),
+            Timestamp {
+                seconds: 12,
+                nanos: 0
+            }
         );
         assert_eq!(
-            "1700000000.000000001".parse::<Timestamp>().unwrap().to_string(),
+            "12.5".parse::<Timestamp>().unwrap(),
+            Timestamp {
+                seconds: 12,
+                nanos: 500_000_000
+            }
+        );
+        assert_eq!(
+            "1700000000.000000001"
+                .parse::<Timestamp>()
+                .unwrap()
+                .to_string(),
             "1700000000.000000001"
         );
         assert!("x".parse::<Timestamp>().is_err());

@@ -114,7 +114,10 @@ mod tests {
         let v9: ApiVersion = "1.9".parse().unwrap();
         let v10: ApiVersion = "1.10".parse().unwrap();
         assert!(v9 < v10);
-        assert_eq!("1.41".parse::<ApiVersion>().unwrap(), ApiVersion::new(1, 41));
+        assert_eq!(
+            "1.41".parse::<ApiVersion>().unwrap(),
+            ApiVersion::new(1, 41)
+        );
         assert_eq!("1".parse::<ApiVersion>().unwrap(), ApiVersion::new(1, 0));
         assert!("1.x".parse::<ApiVersion>().is_err());
         assert!("".parse::<ApiVersion>().is_err());

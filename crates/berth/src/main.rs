@@ -10,6 +10,7 @@ fn usage() -> i32 {
          Commands:\n  \
            images    List images (also: image ls|inspect|history|tag|rm|prune|save|load|import)\n  \
            tag, rmi, save, load, import, history, inspect\n  \
+           daemon    Run the engine daemon (Docker Engine API on a unix socket)\n  \
            runtime   OCI runtime with runc's command line (also invoked as berth-runtime)\n  \
            version   Show the berth version\n"
     );
@@ -27,6 +28,7 @@ fn main() {
     } else {
         match args.get(1).map(String::as_str) {
             Some("runtime") => runtime_cli::main(args[1..].to_vec()),
+            Some("daemon") => engine::daemon::main(args[1..].to_vec()),
             Some("shim") => {
                 let mut a = vec!["berth shim".to_string()];
                 a.extend(args[2..].iter().cloned());

@@ -3,3 +3,4 @@
 //! container lifecycle, state store and shim supervision build on it.
 
 pub mod bundle;
+pub mod daemon;

@@ -231,14 +231,20 @@ impl JsonMessage {
 
     /// `{"stream": text}`.
     pub fn stream(text: impl Into<String>) -> JsonMessage {
-        JsonMessage { stream: Some(text.into()), ..JsonMessage::default() }
+        JsonMessage {
+            stream: Some(text.into()),
+            ..JsonMessage::default()
+        }
     }
 
     /// The error line that ends a failed stream.
     pub fn error(message: impl Into<String>) -> JsonMessage {
         let message = message.into();
         JsonMessage {
-            error_detail: Some(ErrorDetail { code: None, message: message.clone() }),
+            error_detail: Some(ErrorDetail {
+                code: None,
+                message: message.clone(),
+            }),
             error: Some(message),
             ..JsonMessage::default()
         }

@@ -1,0 +1,123 @@
+//! Running an attach or exec session on a taken-over connection: the backend's output goes
+//! to the client (raw with a TTY, multiplexed otherwise) until it ends; what the client sends
+//! goes to the backend's [`AttachStdin`](crate::stream::AttachStdin), whose end of file is the
+//! client's half-close; with a TTY the detach keys end the session without closing stdin.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{oneshot, Notify};
+use tokio::time::Instant;
+
+use super::http::{frames_to_bytes, Hijack};
+use crate::stream::{DetachKeys, DetachScanner, FrameStream, Scan, StdinFeeder};
+
+/// How long output ready at once waits for the client to be reading the raw stream.
+pub(crate) const FIRST_OUTPUT_GRACE: Duration = Duration::from_millis(10);
+
+/// Runs the session; `prefix` is input the client sent before the hijack was answered.
+pub(crate) async fn run<IO>(io: IO, prefix: Bytes, h: Hijack)
+where
+    IO: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let Hijack { session, stdin, .. } = h;
+    let keys = if session.tty {
+        session.detach_keys
+    } else {
+        None
+    };
+    let (rd, mut wr) = tokio::io::split(io);
+    let (detach_tx, mut detach_rx) = oneshot::channel::<()>();
+    let input_seen = Arc::new(Notify::new());
+    let input = tokio::spawn(input_loop(
+        rd,
+        prefix,
+        stdin,
+        keys,
+        detach_tx,
+        input_seen.clone(),
+    ));
+    let grace = Instant::now() + FIRST_OUTPUT_GRACE;
+    tokio::select! {
+        _ = output_loop(&mut wr, session.output, session.tty, grace, input_seen) => {}
+        Ok(()) = &mut detach_rx => {}
+    }
+    let _ = wr.shutdown().await;
+    input.abort();
+}
+
+async fn output_loop<W: AsyncWrite + Unpin>(
+    wr: &mut W,
+    output: FrameStream,
+    tty: bool,
+    grace: Instant,
+    input_seen: Arc<Notify>,
+) {
+    let bytes = frames_to_bytes(output, tty);
+    tokio::pin!(bytes);
+    let mut first = true;
+    while let Some(b) = bytes.next().await {
+        if first {
+            first = false;
+            tokio::select! {
+                _ = input_seen.notified() => {}
+                _ = tokio::time::sleep_until(grace) => {}
+            }
+        }
+        if wr.write_all(&b).await.is_err() || wr.flush().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn input_loop<R: AsyncRead + Unpin>(
+    mut rd: R,
+    prefix: Bytes,
+    mut stdin: Option<StdinFeeder>,
+    keys: Option<DetachKeys>,
+    detach: oneshot::Sender<()>,
+    input_seen: Arc<Notify>,
+) {
+    let mut scanner = keys.as_ref().map(DetachScanner::new);
+    let mut pending = Some(prefix).filter(|p| !p.is_empty());
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        let chunk = match pending.take() {
+            Some(p) => p,
+            None => match rd.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => Bytes::copy_from_slice(&buf[..n]),
+            },
+        };
+        input_seen.notify_one();
+        let data = match scanner.as_mut() {
+            None => chunk,
+            Some(s) => match s.scan(chunk) {
+                Scan::Forward(b) => b,
+                Scan::Detach => {
+                    if let Some(f) = &stdin {
+                        f.detach().await;
+                    }
+                    let _ = detach.send(());
+                    return;
+                }
+            },
+        };
+        if data.is_empty() {
+            continue;
+        }
+        if let Some(f) = &stdin {
+            if !f.send(data).await {
+                // The backend stopped reading: discard the rest.
+                stdin = None;
+            }
+        }
+    }
+    // The client half-closed: it is past the 101 answer too.
+    input_seen.notify_one();
+    // Dropping the feeder is the end of file the backend reads.
+    drop(stdin);
+}

@@ -1,0 +1,1468 @@
+//! Containers and execs: create (bundle from the image), start through a per-container shim
+//! (`berth shim start --no-start`, then `{"start":true}` so an attach made first misses no
+//! output), attach, wait, logs (json-file), stop/kill/pause, remove, list, inspect, top, and
+//! reconciliation with the shims at daemon start-up.
+
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use api::backend::*;
+use api::stream::{AttachStdin, Frame, StdStream};
+use api::types::*;
+use api::ApiError;
+use shim::protocol::{AttachRequest, ControlRequest, ExecRequest};
+
+use super::store::{ContainerRecord, StateRecord};
+use super::{blocking, Event, Inner};
+
+const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+pub(crate) fn poisoned() -> ApiError {
+    ApiError::Internal(
+        "the daemon's container table is unusable (a task panicked); restart the daemon".into(),
+    )
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::Internal(e.to_string())
+}
+
+fn now_rfc3339() -> String {
+    let t = api::time::Timestamp::now();
+    shim::timefmt::rfc3339_nano(t.seconds, t.nanos)
+}
+
+fn state_dir(inner: &Inner, id: &str) -> PathBuf {
+    inner.opts.exec_root.join("shims").join(id)
+}
+
+fn runtime_root(inner: &Inner) -> PathBuf {
+    inner.opts.exec_root.join("runtime")
+}
+
+/// Finds a container by full ID, name (with or without `/`), or unique ID prefix.
+fn lookup(inner: &Inner, key: &str) -> ApiResult<ContainerRecord> {
+    let m = inner.containers.lock().map_err(|_| poisoned())?;
+    let k = key.strip_prefix('/').unwrap_or(key);
+    if let Some(c) = m.get(k) {
+        return Ok(c.clone());
+    }
+    if let Some(c) = m.values().find(|c| c.name == k) {
+        return Ok(c.clone());
+    }
+    let hits: Vec<&ContainerRecord> = m
+        .values()
+        .filter(|c| !k.is_empty() && c.id.starts_with(k))
+        .collect();
+    match hits.len() {
+        1 => Ok(hits[0].clone()),
+        0 => Err(ApiError::no_such_container(key)),
+        _ => Err(ApiError::InvalidParameter(format!(
+            "multiple IDs found with provided prefix: {key}"
+        ))),
+    }
+}
+
+fn save(inner: &Inner, c: &ContainerRecord) -> ApiResult<()> {
+    inner.store.put(c).map_err(internal)?;
+    inner
+        .containers
+        .lock()
+        .map_err(|_| poisoned())?
+        .insert(c.id.clone(), c.clone());
+    Ok(())
+}
+
+fn update(
+    inner: &Inner,
+    id: &str,
+    f: impl FnOnce(&mut ContainerRecord),
+) -> ApiResult<ContainerRecord> {
+    let c = {
+        let mut m = inner.containers.lock().map_err(|_| poisoned())?;
+        let c = m
+            .get_mut(id)
+            .ok_or_else(|| ApiError::no_such_container(id))?;
+        f(c);
+        c.clone()
+    };
+    inner.store.put(&c).map_err(internal)?;
+    Ok(c)
+}
+
+fn is_running(c: &ContainerRecord) -> bool {
+    matches!(c.state.status.as_str(), "running" | "paused" | "restarting")
+}
+
+const ADJ: &[&str] = &[
+    "brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "keen", "lucid", "merry",
+    "nifty", "proud", "quirky", "sharp", "tender", "vivid", "witty", "zen",
+];
+const NOUN: &[&str] = &[
+    "albatross",
+    "beacon",
+    "capstan",
+    "dinghy",
+    "ferry",
+    "galley",
+    "harbor",
+    "jetty",
+    "keel",
+    "lighthouse",
+    "mooring",
+    "pier",
+    "quay",
+    "rudder",
+    "schooner",
+    "tugboat",
+    "wharf",
+];
+
+fn random_name(inner: &Inner) -> ApiResult<String> {
+    for _ in 0..100 {
+        let r = ::image::content::random_hex(4).map_err(internal)?;
+        let n = u32::from_str_radix(&r, 16).unwrap_or(0) as usize;
+        let name = format!("{}_{}", ADJ[n % ADJ.len()], NOUN[(n / 31) % NOUN.len()]);
+        let taken = inner
+            .containers
+            .lock()
+            .map_err(|_| poisoned())?
+            .values()
+            .any(|c| c.name == name);
+        if !taken {
+            return Ok(name);
+        }
+    }
+    Ok(format!(
+        "berth_{}",
+        ::image::content::random_hex(4).map_err(internal)?
+    ))
+}
+
+// ---------------------------------------------------------------- create
+
+/// `POST /containers/create`.
+pub async fn create(
+    inner: &Arc<Inner>,
+    opts: ContainerCreateOptions,
+    req: ContainerCreateRequest,
+) -> ApiResult<ContainerCreateResponse> {
+    let cfg = req.config;
+    let hc = req.host_config.unwrap_or_default();
+    match hc.network_mode.as_str() {
+        "" | "default" | "bridge" | "none" => {}
+        m => {
+            return Err(ApiError::InvalidParameter(format!(
+                "network mode {m:?} is not supported by berth yet: containers only get a loopback network (use --network none or the default)"
+            )))
+        }
+    }
+    if hc.binds.as_ref().is_some_and(|b| !b.is_empty())
+        || hc.mounts.as_ref().is_some_and(|m| !m.is_empty())
+    {
+        return Err(ApiError::NotImplemented(
+            "volumes and bind mounts (-v, --mount) are not supported by berth's daemon yet".into(),
+        ));
+    }
+    if hc.port_bindings.as_ref().is_some_and(|p| !p.is_empty()) {
+        return Err(ApiError::NotImplemented(
+            "published ports (-p) need networking, which berth's daemon does not have yet".into(),
+        ));
+    }
+    let name = match opts.name {
+        Some(n) => {
+            let m = inner.containers.lock().map_err(|_| poisoned())?;
+            if let Some(c) = m.values().find(|c| c.name == n) {
+                return Err(ApiError::Conflict(format!(
+                    "Conflict. The container name \"/{n}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
+                    c.id
+                )));
+            }
+            n
+        }
+        None => random_name(inner)?,
+    };
+    let image_ref = cfg.image.clone();
+    if inner.images.resolve(&image_ref).is_err() {
+        return Err(ApiError::no_such_image(&image_ref));
+    }
+    let sec = hc.security_opt.clone().unwrap_or_default();
+    let unconfined = sec
+        .iter()
+        .any(|o| o == "seccomp=unconfined" || o == "seccomp:unconfined");
+    let entrypoint = cfg.entrypoint.clone().map(|e| {
+        if e.len() == 1 && e[0].is_empty() {
+            vec![]
+        } else {
+            e
+        }
+    });
+    let run = ::image::spec::RunOptions {
+        entrypoint,
+        cmd: cfg.cmd.clone().unwrap_or_default(),
+        env: cfg.env.clone().unwrap_or_default(),
+        workdir: Some(cfg.working_dir.clone()).filter(|w| !w.is_empty()),
+        user: Some(cfg.user.clone()).filter(|w| !w.is_empty()),
+        hostname: Some(cfg.hostname.clone()).filter(|w| !w.is_empty()),
+        domainname: Some(cfg.domainname.clone()).filter(|w| !w.is_empty()),
+        tty: cfg.tty,
+        group_add: hc.group_add.clone().unwrap_or_default(),
+        cap_add: hc.cap_add.clone().unwrap_or_default(),
+        cap_drop: hc.cap_drop.clone().unwrap_or_default(),
+        privileged: hc.privileged,
+        read_only: hc.readonly_rootfs,
+        cgroupns_private: match hc.cgroupns_mode.as_str() {
+            "private" => Some(true),
+            "host" => Some(false),
+            _ => None,
+        },
+    };
+    let inner2 = inner.clone();
+    let res = hc.resources.clone();
+    let bundle = blocking(move || {
+        let b = crate::bundle::create(
+            &inner2.images,
+            &inner2.opts.data_root,
+            &image_ref,
+            &run,
+            unconfined,
+        )
+        .map_err(|e| match e {
+            crate::bundle::Error::NoImage(i) => ApiError::no_such_image(&i),
+            crate::bundle::Error::Spec(m) => ApiError::InvalidParameter(m),
+            e => internal(e),
+        })?;
+        if let Err(e) = apply_resources(&b.dir, &res) {
+            let _ = crate::bundle::remove(&inner2.images, &inner2.opts.data_root, &b.id);
+            return Err(e);
+        }
+        Ok(b)
+    })
+    .await?;
+    let mut warnings = Vec::new();
+    if hc.resources.init == Some(true) {
+        warnings.push(
+            "--init is not supported yet: the command runs as PID 1 without an init".to_string(),
+        );
+    }
+    let (created, created_unix) = (now_rfc3339(), api::time::Timestamp::now().seconds);
+    let mut config = cfg;
+    if config.hostname.is_empty() {
+        config.hostname = bundle.id[..12].to_string();
+    }
+    if config.env.is_none() || config.env.as_ref().is_some_and(|e| e.is_empty()) {
+        config.env = Some(bundle.run.env.clone());
+    }
+    if config.cmd.is_none() {
+        config.cmd = Some(bundle.run.cmd.clone());
+    }
+    if config.entrypoint.is_none() && !bundle.run.entrypoint.is_empty() {
+        config.entrypoint = Some(bundle.run.entrypoint.clone());
+    }
+    if config.working_dir.is_empty() {
+        config.working_dir = bundle.run.working_dir.clone();
+    }
+    let mut hc = hc;
+    if hc.network_mode.is_empty() || hc.network_mode == "default" {
+        hc.network_mode = "bridge".into();
+    }
+    let args = bundle.run.args.clone();
+    let rec = ContainerRecord {
+        id: bundle.id.clone(),
+        name,
+        created,
+        created_unix,
+        image: config.image.clone(),
+        image_id: bundle.image.to_string(),
+        path: args.first().cloned().unwrap_or_default(),
+        args: args.iter().skip(1).cloned().collect(),
+        tty: config.tty,
+        config,
+        host_config: hc,
+        state: StateRecord {
+            status: "created".into(),
+            started_at: ZERO_TIME.into(),
+            finished_at: ZERO_TIME.into(),
+            ..Default::default()
+        },
+        log_path: bundle.dir.join(format!("{}-json.log", bundle.id)),
+        restart_count: 0,
+    };
+    save(inner, &rec)?;
+    Ok(ContainerCreateResponse {
+        id: rec.id,
+        warnings,
+    })
+}
+
+/// Maps the cheap resource limits into the bundle's config.json.
+fn apply_resources(dir: &Path, r: &Resources) -> ApiResult<()> {
+    let p = dir.join("config.json");
+    let mut spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&p).map_err(internal)?).map_err(internal)?;
+    let res = &mut spec["linux"]["resources"];
+    if !res.is_object() {
+        *res = serde_json::json!({});
+    }
+    if r.memory > 0 {
+        res["memory"]["limit"] = r.memory.into();
+        if r.memory_swap != 0 {
+            res["memory"]["swap"] = r.memory_swap.into();
+        }
+    }
+    if r.memory_reservation > 0 {
+        res["memory"]["reservation"] = r.memory_reservation.into();
+    }
+    if r.nano_cpus > 0 {
+        res["cpu"]["period"] = 100_000.into();
+        res["cpu"]["quota"] = (r.nano_cpus / 10_000).into();
+    }
+    if r.cpu_quota > 0 {
+        res["cpu"]["quota"] = r.cpu_quota.into();
+    }
+    if r.cpu_period > 0 {
+        res["cpu"]["period"] = r.cpu_period.into();
+    }
+    if r.cpu_shares > 0 {
+        res["cpu"]["shares"] = r.cpu_shares.into();
+    }
+    if !r.cpuset_cpus.is_empty() {
+        res["cpu"]["cpus"] = r.cpuset_cpus.clone().into();
+    }
+    if let Some(l) = r.pids_limit.filter(|l| *l > 0) {
+        res["pids"]["limit"] = l.into();
+    }
+    std::fs::write(&p, serde_json::to_vec_pretty(&spec).map_err(internal)?).map_err(internal)
+}
+
+// ---------------------------------------------------------------- shim
+
+/// Spawns the container's shim (created, not started); returns the init's pid.
+fn spawn_shim(inner: &Inner, c: &ContainerRecord) -> ApiResult<i32> {
+    let sd = state_dir(inner, &c.id);
+    let _ = std::fs::remove_dir_all(&sd);
+    std::fs::create_dir_all(&sd).map_err(internal)?;
+    let o = shim::StartOptions {
+        id: c.id.clone(),
+        bundle: crate::bundle::dir(&inner.opts.data_root, &c.id),
+        runtime_root: runtime_root(inner),
+        state_dir: sd.clone(),
+        tty: c.tty,
+        stdin: c.config.open_stdin,
+        log: Some(shim::LogConfig {
+            path: c.log_path.clone(),
+            max_size: None,
+            max_files: 1,
+        }),
+        ready_fd: Some(3),
+        no_start: true,
+        ..Default::default()
+    };
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(internal)?;
+    let wfd = w.as_raw_fd();
+    let mut cmd = std::process::Command::new(&inner.exe);
+    cmd.arg("shim")
+        .args(o.to_args())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: only async-signal-safe calls (fcntl, dup2) between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if wfd == 3 {
+                if libc::fcntl(3, libc::F_SETFD, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            } else if libc::dup2(wfd, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| internal(format!("cannot run the shim {}: {e}", inner.exe.display())))?;
+    drop(w);
+    let _ = child.wait();
+    shim::client::read_ready(std::fs::File::from(r))
+        .map_err(|e| ApiError::Internal(format!("failed to create task for container: {e}")))
+}
+
+fn shim_alive(inner: &Inner, id: &str) -> bool {
+    shim::client::shim_pid(&state_dir(inner, id)).is_some()
+}
+
+/// Makes sure a created (not started) container has its shim.
+fn ensure_shim(inner: &Inner, id: &str) -> ApiResult<()> {
+    let c = lookup(inner, id)?;
+    if shim_alive(inner, &c.id) && shim::client::read_exit(&state_dir(inner, &c.id)).is_none() {
+        return Ok(());
+    }
+    let pid = spawn_shim(inner, &c)?;
+    update(inner, &c.id, |c| c.state.pid = pid as i64)?;
+    Ok(())
+}
+
+/// Watches a running container until it exits, then records the exit.
+fn monitor(inner: Arc<Inner>, id: String) {
+    tokio::spawn(async move {
+        let sd = state_dir(&inner, &id);
+        let st = tokio::task::spawn_blocking(move || shim::client::wait(&sd)).await;
+        let (code, finished, oom) = match st {
+            Ok(Ok(s)) => (s.exit_code as i64, s.finished_at, s.oom_killed),
+            _ => (255, now_rfc3339(), false),
+        };
+        let rec = update(&inner, &id, |c| {
+            c.state.status = "exited".into();
+            c.state.exit_code = code;
+            c.state.pid = 0;
+            c.state.finished_at = finished;
+            c.state.oom_killed = oom;
+        });
+        let _ = inner.events.send(Event::Die(id.clone(), code));
+        if let Ok(c) = rec {
+            if c.host_config.auto_remove {
+                let _ = remove_now(&inner, &id).await;
+            }
+        }
+    });
+}
+
+/// At start-up: containers whose shim is alive are running; the others exited.
+pub(crate) fn reconcile(inner: &Arc<Inner>) {
+    let ids: Vec<String> = match inner.containers.lock() {
+        Ok(m) => m.keys().cloned().collect(),
+        Err(_) => return,
+    };
+    for id in ids {
+        let sd = state_dir(inner, &id);
+        let Ok(c) = lookup(inner, &id) else { continue };
+        if !is_running(&c) {
+            continue;
+        }
+        if shim::client::shim_pid(&sd).is_some() && shim::client::read_exit(&sd).is_none() {
+            monitor(inner.clone(), id);
+        } else {
+            let e = shim::client::read_exit(&sd);
+            let _ = update(inner, &id, |c| {
+                c.state.status = "exited".into();
+                c.state.pid = 0;
+                match e {
+                    Some(e) => {
+                        c.state.exit_code = e.exit_code as i64;
+                        c.state.finished_at = e.finished_at;
+                        c.state.oom_killed = e.oom_killed;
+                    }
+                    None => {
+                        c.state.exit_code = 255;
+                        c.state.finished_at = now_rfc3339();
+                    }
+                }
+            });
+            if c.host_config.auto_remove {
+                let (inner, id) = (inner.clone(), id.clone());
+                tokio::spawn(async move {
+                    let _ = remove_now(&inner, &id).await;
+                });
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- lifecycle
+
+/// `POST /containers/{id}/start`.
+pub async fn start(inner: &Arc<Inner>, key: &str) -> ApiResult<()> {
+    let c = lookup(inner, key)?;
+    if c.state.status == "running" || c.state.status == "paused" {
+        return Err(ApiError::NotModified("container already started".into()));
+    }
+    let (i2, id) = (inner.clone(), c.id.clone());
+    let earlier = c.state.error.clone();
+    let r = blocking(move || {
+        ensure_shim(&i2, &id)?;
+        shim::client::control(
+            &state_dir(&i2, &id),
+            &ControlRequest {
+                start: Some(true),
+                ..Default::default()
+            },
+        )
+        .map_err(|e| match e {
+            // The shim of a failed create (reported to an earlier attach) is gone.
+            shim::client::Error::Connect { .. } if !earlier.is_empty() => {
+                ApiError::Internal(earlier)
+            }
+            e => ApiError::Internal(format!("failed to create task for container: {e}")),
+        })
+    })
+    .await;
+    if let Err(e) = r {
+        let msg = e.to_string();
+        let _ = update(inner, &c.id, |c| {
+            c.state.error = msg.clone();
+            c.state.status = if c.state.started_at == ZERO_TIME {
+                "created".into()
+            } else {
+                "exited".into()
+            };
+            c.state.exit_code = 128;
+        });
+        if c.host_config.auto_remove {
+            let _ = remove_now(inner, &c.id).await;
+        }
+        return Err(e);
+    }
+    update(inner, &c.id, |c| {
+        c.state.status = "running".into();
+        c.state.started_at = now_rfc3339();
+        c.state.finished_at = ZERO_TIME.into();
+        c.state.exit_code = 0;
+        c.state.error.clear();
+    })?;
+    monitor(inner.clone(), c.id.clone());
+    Ok(())
+}
+
+fn signal_name(s: &str) -> String {
+    let s = s.trim();
+    if s.chars().all(|c| c.is_ascii_digit()) {
+        s.to_string()
+    } else {
+        let u = s.to_ascii_uppercase();
+        if u.starts_with("SIG") {
+            u
+        } else {
+            format!("SIG{u}")
+        }
+    }
+}
+
+async fn send_signal(inner: &Arc<Inner>, id: &str, sig: &str) -> ApiResult<()> {
+    let (sd, sig) = (state_dir(inner, id), signal_name(sig));
+    blocking(move || {
+        shim::client::control(
+            &sd,
+            &ControlRequest {
+                kill: Some(sig),
+                ..Default::default()
+            },
+        )
+        .map(|_| ())
+        .map_err(|e| internal(format!("cannot signal the container: {e}")))
+    })
+    .await
+}
+
+/// Waits until the container is no longer running, at most `limit`.
+async fn wait_stopped(inner: &Arc<Inner>, id: &str, limit: Option<Duration>) -> bool {
+    let mut rx = inner.events.subscribe();
+    if lookup(inner, id).map(|c| !is_running(&c)).unwrap_or(true) {
+        return true;
+    }
+    let fut = async {
+        loop {
+            match rx.recv().await {
+                Ok(Event::Die(i, _)) if i == id => return,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                Err(_) if lookup(inner, id).map(|c| !is_running(&c)).unwrap_or(true) => return,
+                _ => {}
+            }
+        }
+    };
+    match limit {
+        Some(d) => tokio::time::timeout(d, fut).await.is_ok(),
+        None => {
+            fut.await;
+            true
+        }
+    }
+}
+
+/// `POST /containers/{id}/stop`.
+pub async fn stop(inner: &Arc<Inner>, key: &str, opts: StopOptions) -> ApiResult<()> {
+    let c = lookup(inner, key)?;
+    if !is_running(&c) {
+        return Err(ApiError::NotModified("container already stopped".into()));
+    }
+    if c.state.status == "paused" {
+        let _ = pause(inner, &c.id, false).await;
+    }
+    let sig = opts
+        .signal
+        .or(c.config.stop_signal.clone())
+        .unwrap_or_else(|| "SIGTERM".into());
+    let timeout = opts.timeout.or(c.config.stop_timeout).unwrap_or(10);
+    let _ = send_signal(inner, &c.id, &sig).await;
+    let limit = if timeout < 0 {
+        None
+    } else {
+        Some(Duration::from_secs(timeout as u64))
+    };
+    if !wait_stopped(inner, &c.id, limit).await {
+        send_signal(inner, &c.id, "SIGKILL").await?;
+        wait_stopped(inner, &c.id, Some(Duration::from_secs(30))).await;
+    }
+    Ok(())
+}
+
+/// `POST /containers/{id}/kill`.
+pub async fn kill(inner: &Arc<Inner>, key: &str, signal: Option<String>) -> ApiResult<()> {
+    let c = lookup(inner, key)?;
+    if !is_running(&c) {
+        return Err(ApiError::Conflict(format!(
+            "Container {} is not running",
+            c.id
+        )));
+    }
+    send_signal(inner, &c.id, signal.as_deref().unwrap_or("SIGKILL")).await
+}
+
+/// Pause or unpause through the runtime (`berth runtime --root R pause|resume ID`).
+pub async fn pause(inner: &Arc<Inner>, key: &str, on: bool) -> ApiResult<()> {
+    let c = lookup(inner, key)?;
+    match (on, c.state.status.as_str()) {
+        (true, "running") | (false, "paused") => {}
+        (true, "paused") => {
+            return Err(ApiError::Conflict(format!(
+                "Container {} is already paused",
+                c.id
+            )))
+        }
+        (false, _) => {
+            return Err(ApiError::Conflict(format!(
+                "Container {} is not paused",
+                c.id
+            )))
+        }
+        _ => {
+            return Err(ApiError::Conflict(format!(
+                "Container {} is not running",
+                c.id
+            )))
+        }
+    }
+    let (exe, root, id) = (inner.exe.clone(), runtime_root(inner), c.id.clone());
+    blocking(move || {
+        let out = std::process::Command::new(&exe)
+            .arg("runtime")
+            .arg("--root")
+            .arg(&root)
+            .arg(if on { "pause" } else { "resume" })
+            .arg(&id)
+            .output()
+            .map_err(internal)?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(internal(
+                String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            ))
+        }
+    })
+    .await?;
+    update(inner, &c.id, |c| {
+        c.state.status = if on {
+            "paused".into()
+        } else {
+            "running".into()
+        }
+    })?;
+    Ok(())
+}
+
+/// `POST /containers/{id}/wait`.
+pub fn wait(inner: &Arc<Inner>, key: &str, cond: WaitCondition) -> ApiResult<WaitFuture> {
+    let mut rx = inner.events.subscribe();
+    let c = lookup(inner, key)?;
+    let inner = inner.clone();
+    Ok(Box::pin(async move {
+        if cond == WaitCondition::NotRunning && !is_running(&c) {
+            return Ok(ContainerWaitResponse {
+                status_code: c.state.exit_code,
+                error: None,
+            });
+        }
+        let mut code = c.state.exit_code;
+        loop {
+            match rx.recv().await {
+                Ok(Event::Die(i, x)) if i == c.id => {
+                    code = x;
+                    if cond != WaitCondition::Removed {
+                        break;
+                    }
+                }
+                Ok(Event::Destroy(i)) if i == c.id => {
+                    if let Ok(cur) = lookup(&inner, &c.id) {
+                        code = cur.state.exit_code;
+                    }
+                    break;
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                _ => {}
+            }
+        }
+        Ok(ContainerWaitResponse {
+            status_code: code,
+            error: None,
+        })
+    }))
+}
+
+async fn remove_now(inner: &Arc<Inner>, id: &str) -> ApiResult<()> {
+    let (i2, id2) = (inner.clone(), id.to_string());
+    blocking(move || {
+        let _ = std::fs::remove_dir_all(state_dir(&i2, &id2));
+        crate::bundle::remove(&i2.images, &i2.opts.data_root, &id2).map_err(internal)?;
+        i2.store.delete(&id2).map_err(internal)?;
+        i2.containers.lock().map_err(|_| poisoned())?.remove(&id2);
+        Ok(())
+    })
+    .await?;
+    let _ = inner.events.send(Event::Destroy(id.to_string()));
+    Ok(())
+}
+
+/// `DELETE /containers/{id}`.
+pub async fn remove(inner: &Arc<Inner>, key: &str, opts: ContainerRemoveOptions) -> ApiResult<()> {
+    let c = lookup(inner, key)?;
+    if is_running(&c) {
+        if !opts.force {
+            return Err(ApiError::Conflict(format!(
+                "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
+                c.name
+            )));
+        }
+        if c.state.status == "paused" {
+            let _ = pause(inner, &c.id, false).await;
+        }
+        let _ = send_signal(inner, &c.id, "SIGKILL").await;
+        wait_stopped(inner, &c.id, Some(Duration::from_secs(30))).await;
+    }
+    // A created container's shim (from an attach) holds the init: kill it.
+    if shim_alive(inner, &c.id) && !is_running(&lookup(inner, &c.id)?) {
+        let _ = send_signal(inner, &c.id, "SIGKILL").await;
+        let sd = state_dir(inner, &c.id);
+        let _ = tokio::time::timeout(
+            Duration::from_secs(10),
+            blocking(move || Ok(shim::client::wait(&sd).ok())),
+        )
+        .await;
+    }
+    remove_now(inner, &c.id).await
+}
+
+/// `POST /containers/{id}/rename`.
+pub fn rename(inner: &Arc<Inner>, key: &str, new_name: &str) -> ApiResult<()> {
+    let c = lookup(inner, key)?;
+    let n = new_name.strip_prefix('/').unwrap_or(new_name).to_string();
+    {
+        let m = inner.containers.lock().map_err(|_| poisoned())?;
+        if let Some(o) = m.values().find(|o| o.name == n && o.id != c.id) {
+            return Err(ApiError::Conflict(format!(
+                "Conflict. The container name \"/{n}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
+                o.id
+            )));
+        }
+    }
+    update(inner, &c.id, |c| c.name = n)?;
+    Ok(())
+}
+
+/// `POST /containers/prune`: removes stopped containers.
+pub async fn prune(inner: &Arc<Inner>) -> ApiResult<ContainerPruneResponse> {
+    let ids: Vec<String> = inner
+        .containers
+        .lock()
+        .map_err(|_| poisoned())?
+        .values()
+        .filter(|c| !is_running(c))
+        .map(|c| c.id.clone())
+        .collect();
+    let mut done = Vec::new();
+    for id in ids {
+        if remove(inner, &id, ContainerRemoveOptions::default())
+            .await
+            .is_ok()
+        {
+            done.push(id);
+        }
+    }
+    Ok(ContainerPruneResponse {
+        containers_deleted: Some(done),
+        space_reclaimed: 0,
+    })
+}
+
+// ---------------------------------------------------------------- views
+
+fn status_text(c: &ContainerRecord) -> String {
+    let ago = |t: &str| {
+        let secs = shim::timefmt::parse_rfc3339_nanos(t.as_bytes())
+            .map(|n| n / 1_000_000_000)
+            .unwrap_or(0);
+        human_duration(api::time::Timestamp::now().seconds - secs)
+    };
+    match c.state.status.as_str() {
+        "running" => format!("Up {}", ago(&c.state.started_at)),
+        "paused" => format!("Up {} (Paused)", ago(&c.state.started_at)),
+        "created" => "Created".into(),
+        "exited" => format!(
+            "Exited ({}) {} ago",
+            c.state.exit_code,
+            ago(&c.state.finished_at)
+        ),
+        s => s.to_string(),
+    }
+}
+
+fn human_duration(s: i64) -> String {
+    match s {
+        s if s < 1 => "Less than a second".into(),
+        1 => "1 second".into(),
+        s if s < 60 => format!("{s} seconds"),
+        s if s < 120 => "About a minute".into(),
+        s if s < 3600 => format!("{} minutes", s / 60),
+        s if s < 7200 => "About an hour".into(),
+        s if s < 48 * 3600 => format!("{} hours", s / 3600),
+        s => format!("{} days", s / 86400),
+    }
+}
+
+/// `GET /containers/json`.
+pub fn list(inner: &Arc<Inner>, opts: ContainerListOptions) -> ApiResult<Vec<ContainerSummary>> {
+    let mut all: Vec<ContainerRecord> = inner
+        .containers
+        .lock()
+        .map_err(|_| poisoned())?
+        .values()
+        .cloned()
+        .collect();
+    all.sort_by(|a, b| b.created.cmp(&a.created));
+    let f = &opts.filters;
+    let show_all = opts.all || opts.limit.is_some() || f.contains("status");
+    let mut out = Vec::new();
+    for c in all {
+        if !show_all && !is_running(&c) {
+            continue;
+        }
+        let names = f.get("name");
+        if !names.is_empty()
+            && !names
+                .iter()
+                .any(|n| c.name.contains(n.trim_start_matches('/')))
+        {
+            continue;
+        }
+        let ids = f.get("id");
+        if !ids.is_empty() && !ids.iter().any(|i| c.id.starts_with(i)) {
+            continue;
+        }
+        let st = f.get("status");
+        if !st.is_empty() && !st.iter().any(|s| *s == c.state.status) {
+            continue;
+        }
+        let labels = c.config.labels.clone().unwrap_or_default();
+        if f.contains("label") && !f.match_labels("label", &labels) {
+            continue;
+        }
+        let anc = f.get("ancestor");
+        if !anc.is_empty() && !anc.iter().any(|a| *a == c.image || c.image_id.contains(a)) {
+            continue;
+        }
+        let mut cmd = vec![c.path.clone()];
+        cmd.extend(c.args.iter().cloned());
+        out.push(ContainerSummary {
+            id: c.id.clone(),
+            names: vec![format!("/{}", c.name)],
+            image: c.image.clone(),
+            image_id: c.image_id.clone(),
+            command: cmd.join(" "),
+            created: c.created_unix,
+            labels,
+            state: c.state.status.clone(),
+            status: status_text(&c),
+            host_config: Some(serde_json::json!({"NetworkMode": c.host_config.network_mode})),
+            ..Default::default()
+        });
+        if opts.limit.is_some_and(|l| out.len() >= l) {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// `GET /containers/{id}/json`.
+pub fn inspect(inner: &Arc<Inner>, key: &str) -> ApiResult<ContainerInspect> {
+    let c = lookup(inner, key)?;
+    let dir = crate::bundle::dir(&inner.opts.data_root, &c.id);
+    let exec_ids: Vec<String> = inner
+        .execs
+        .lock()
+        .map_err(|_| poisoned())?
+        .values()
+        .filter(|e| e.container == c.id)
+        .map(|e| e.id.clone())
+        .collect();
+    Ok(ContainerInspect {
+        id: c.id.clone(),
+        created: c.created.clone(),
+        path: c.path.clone(),
+        args: c.args.clone(),
+        state: ContainerState {
+            status: c.state.status.clone(),
+            running: c.state.status == "running" || c.state.status == "paused",
+            paused: c.state.status == "paused",
+            restarting: c.state.status == "restarting",
+            oom_killed: c.state.oom_killed,
+            dead: c.state.status == "dead",
+            pid: if is_running(&c) { c.state.pid } else { 0 },
+            exit_code: c.state.exit_code,
+            error: c.state.error.clone(),
+            started_at: c.state.started_at.clone(),
+            finished_at: c.state.finished_at.clone(),
+            health: None,
+        },
+        image: c.image_id.clone(),
+        resolv_conf_path: dir.join("resolv.conf").display().to_string(),
+        hostname_path: dir.join("hostname").display().to_string(),
+        hosts_path: dir.join("hosts").display().to_string(),
+        log_path: c.log_path.display().to_string(),
+        name: format!("/{}", c.name),
+        restart_count: c.restart_count,
+        driver: "overlay2".into(),
+        platform: "linux".into(),
+        exec_ids: if exec_ids.is_empty() {
+            None
+        } else {
+            Some(exec_ids)
+        },
+        host_config: c.host_config.clone(),
+        graph_driver: DriverData {
+            name: "overlay2".into(),
+            data: None,
+        },
+        config: c.config.clone(),
+        network_settings: NetworkSettings::default(),
+        ..Default::default()
+    })
+}
+
+/// `GET /containers/{id}/logs`.
+pub fn logs(inner: &Arc<Inner>, key: &str, opts: LogsOptions) -> ApiResult<LogOutput> {
+    let c = lookup(inner, key)?;
+    let to_st = |t: api::time::Timestamp| {
+        std::time::UNIX_EPOCH + Duration::new(t.seconds.max(0) as u64, t.nanos)
+    };
+    let cancel = Arc::new(AtomicBool::new(false));
+    let ro = shim::ReadOptions {
+        follow: opts.follow && is_running(&c),
+        tail: opts.tail.map(|t| t as usize),
+        since: opts.since.map(to_st),
+        until: opts.until.map(to_st),
+        timestamps: false,
+        stdout: opts.stdout,
+        stderr: opts.stderr,
+        stop_file: Some(state_dir(inner, &c.id).join(shim::protocol::EXIT_FILE)),
+        cancel: Some(cancel.clone()),
+    };
+    let path = c.log_path.clone();
+    let ts = opts.timestamps;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame, ApiError>>(64);
+    std::thread::spawn(move || {
+        let mut reader = match shim::read_logs(&path, ro) {
+            Ok(r) => r,
+            Err(e) => {
+                if path.exists() {
+                    let _ = tx.blocking_send(Err(internal(e)));
+                }
+                return;
+            }
+        };
+        loop {
+            match reader.next_entry() {
+                Ok(Some(e)) => {
+                    let mut data = Vec::new();
+                    if ts {
+                        data.extend_from_slice(e.time);
+                        data.push(b' ');
+                    }
+                    data.extend_from_slice(e.log);
+                    let stream = if e.stream == shim::Stream::Stderr {
+                        StdStream::Stderr
+                    } else {
+                        StdStream::Stdout
+                    };
+                    if tx
+                        .blocking_send(Ok(Frame {
+                            stream,
+                            data: data.into(),
+                        }))
+                        .is_err()
+                    {
+                        cancel.store(true, Ordering::SeqCst);
+                        return;
+                    }
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(internal(e)));
+                    return;
+                }
+            }
+        }
+    });
+    Ok(LogOutput {
+        tty: c.tty,
+        frames: frame_stream(rx),
+    })
+}
+
+fn frame_stream(
+    rx: tokio::sync::mpsc::Receiver<Result<Frame, ApiError>>,
+) -> api::stream::FrameStream {
+    Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|m| (m, rx))
+    }))
+}
+
+/// Pumps a shim attach socket into frames (in a thread); `done` runs when it ends.
+fn pump_output(
+    attached: shim::client::Attached,
+    done: impl FnOnce() -> Option<ApiError> + Send + 'static,
+) -> api::stream::FrameStream {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame, ApiError>>(64);
+    let tty = attached.tty;
+    let mut s = attached.stream;
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        loop {
+            let f = if tty {
+                let mut b = vec![0u8; 32 * 1024];
+                match s.read(&mut b) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        b.truncate(n);
+                        Frame::stdout(b)
+                    }
+                }
+            } else {
+                match shim::protocol::read_frame(&mut s, &mut buf) {
+                    Ok(Some(st)) => Frame {
+                        stream: if st == shim::Stream::Stderr {
+                            StdStream::Stderr
+                        } else {
+                            StdStream::Stdout
+                        },
+                        data: std::mem::take(&mut buf).into(),
+                    },
+                    _ => break,
+                }
+            };
+            if tx.blocking_send(Ok(f)).is_err() {
+                let _ = s.shutdown(std::net::Shutdown::Both);
+                return;
+            }
+        }
+        if let Some(e) = done() {
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
+    frame_stream(rx)
+}
+
+/// Copies the client's stdin into the shim socket; end of file half-closes it.
+fn pump_stdin(mut stdin: AttachStdin, mut w: std::os::unix::net::UnixStream) {
+    tokio::spawn(async move {
+        loop {
+            match stdin.recv().await {
+                Ok(Some(d)) => {
+                    let r = tokio::task::block_in_place(|| w.write_all(&d));
+                    if r.is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => {
+                    let _ = w.shutdown(std::net::Shutdown::Write);
+                    return;
+                }
+                Err(_) => return,
+            }
+        }
+    });
+}
+
+/// `POST /containers/{id}/attach`.
+pub async fn attach(
+    inner: &Arc<Inner>,
+    key: &str,
+    opts: AttachOptions,
+    stdin: Option<AttachStdin>,
+) -> ApiResult<AttachOutput> {
+    let c = lookup(inner, key)?;
+    if c.state.status == "exited" && !opts.logs {
+        return Err(ApiError::Conflict(
+            "You cannot attach to a stopped container, start it first".into(),
+        ));
+    }
+    if opts.logs && !opts.stream {
+        let l = logs(
+            inner,
+            &c.id,
+            LogsOptions {
+                stdout: opts.stdout,
+                stderr: opts.stderr,
+                ..Default::default()
+            },
+        )?;
+        return Ok(AttachOutput {
+            tty: c.tty,
+            detach_keys: None,
+            output: l.frames,
+        });
+    }
+    let (i2, id) = (inner.clone(), c.id.clone());
+    let req = AttachRequest {
+        stdin: opts.stdin && c.config.open_stdin,
+        stdout: opts.stdout,
+        stderr: opts.stderr,
+        stdin_once: Some(c.config.stdin_once),
+    };
+    let want_stdin = req.stdin;
+    let attached = blocking(move || {
+        if lookup(&i2, &id)?.state.status == "created" {
+            // A container that cannot be created (bad command...) reports it on start, as
+            // Docker does: the attach just ends.
+            if let Err(e) = ensure_shim(&i2, &id) {
+                let msg = e.to_string();
+                update(&i2, &id, |c| c.state.error = msg)?;
+                return Ok(None);
+            }
+        }
+        shim::client::attach(&state_dir(&i2, &id), &req)
+            .map(Some)
+            .map_err(|e| ApiError::Conflict(format!("cannot attach: {e}")))
+    })
+    .await?;
+    let Some(attached) = attached else {
+        return Ok(AttachOutput {
+            tty: c.tty,
+            detach_keys: None,
+            output: Box::pin(futures_util::stream::empty()),
+        });
+    };
+    if let (Some(stdin), true) = (stdin, want_stdin) {
+        let w = attached.stream.try_clone().map_err(internal)?;
+        pump_stdin(stdin, w);
+    }
+    Ok(AttachOutput {
+        tty: attached.tty,
+        detach_keys: opts
+            .detach_keys
+            .or_else(|| Some(api::stream::DetachKeys::default_keys())),
+        output: pump_output(attached, || None),
+    })
+}
+
+/// `POST /containers/{id}/resize` and `/exec/{id}/resize`.
+pub async fn resize(
+    inner: &Arc<Inner>,
+    key: &str,
+    exec: Option<String>,
+    h: u32,
+    w: u32,
+) -> ApiResult<()> {
+    let c = lookup(inner, key)?;
+    let sd = state_dir(inner, &c.id);
+    blocking(move || {
+        let req = ControlRequest {
+            resize: Some([h.min(65535) as u16, w.min(65535) as u16]),
+            exec_id: exec,
+            ..Default::default()
+        };
+        shim::client::control(&sd, &req)
+            .map(|_| ())
+            .map_err(|e| ApiError::Conflict(format!("cannot resize: {e}")))
+    })
+    .await
+}
+
+/// `GET /containers/{id}/top`: the host's `ps` filtered to the container's cgroup.
+pub async fn top(inner: &Arc<Inner>, key: &str, ps_args: &str) -> ApiResult<ContainerTopResponse> {
+    let c = lookup(inner, key)?;
+    if !is_running(&c) {
+        return Err(ApiError::Conflict(format!(
+            "Container {} is not running",
+            c.id
+        )));
+    }
+    let id = c.id.clone();
+    let args: Vec<String> = if ps_args.is_empty() {
+        vec!["-ef".into()]
+    } else {
+        ps_args.split_whitespace().map(String::from).collect()
+    };
+    blocking(move || {
+        let mut pids = std::collections::HashSet::new();
+        for ctl in ["pids", "memory", "cpu", "freezer", "unified", ""] {
+            let p = PathBuf::from("/sys/fs/cgroup")
+                .join(ctl)
+                .join("berth")
+                .join(&id)
+                .join("cgroup.procs");
+            if let Ok(t) = std::fs::read_to_string(&p) {
+                pids.extend(t.lines().map(|l| l.trim().to_string()));
+                break;
+            }
+        }
+        let out = std::process::Command::new("ps")
+            .args(&args)
+            .output()
+            .map_err(internal)?;
+        if !out.status.success() {
+            return Err(ApiError::InvalidParameter(format!(
+                "ps: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut lines = text.lines();
+        let titles: Vec<String> = lines
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        let pid_col = titles.iter().position(|t| t == "PID").ok_or_else(|| {
+            ApiError::InvalidParameter("Couldn't find PID field in ps output".into())
+        })?;
+        let mut procs = Vec::new();
+        for l in lines {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if f.len() < titles.len() || !pids.contains(f[pid_col]) {
+                continue;
+            }
+            let mut row: Vec<String> = f[..titles.len() - 1]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            row.push(f[titles.len() - 1..].join(" "));
+            procs.push(row);
+        }
+        Ok(ContainerTopResponse {
+            titles,
+            processes: procs,
+        })
+    })
+    .await
+}
+
+// ---------------------------------------------------------------- exec
+
+/// An exec instance.
+#[derive(Debug, Clone)]
+pub(crate) struct ExecRecord {
+    pub id: String,
+    pub container: String,
+    pub config: ExecConfig,
+    pub running: bool,
+    pub exit_code: Option<i64>,
+    pub pid: i64,
+}
+
+/// `POST /containers/{id}/exec`.
+pub fn exec_create(inner: &Arc<Inner>, key: &str, config: ExecConfig) -> ApiResult<IdResponse> {
+    let c = lookup(inner, key)?;
+    if c.state.status != "running" {
+        return Err(ApiError::Conflict(format!(
+            "container {} is not running",
+            c.id
+        )));
+    }
+    let id = ::image::content::random_hex(32).map_err(internal)?;
+    inner.execs.lock().map_err(|_| poisoned())?.insert(
+        id.clone(),
+        ExecRecord {
+            id: id.clone(),
+            container: c.id,
+            config,
+            running: false,
+            exit_code: None,
+            pid: 0,
+        },
+    );
+    Ok(IdResponse { id })
+}
+
+fn get_exec(inner: &Inner, id: &str) -> ApiResult<ExecRecord> {
+    inner
+        .execs
+        .lock()
+        .map_err(|_| poisoned())?
+        .get(id)
+        .cloned()
+        .ok_or_else(|| ApiError::no_such_exec(id))
+}
+
+/// The container of an exec.
+pub fn exec_container(inner: &Arc<Inner>, id: &str) -> ApiResult<String> {
+    get_exec(inner, id).map(|e| e.container)
+}
+
+fn set_exec(inner: &Inner, id: &str, f: impl FnOnce(&mut ExecRecord)) {
+    if let Ok(mut m) = inner.execs.lock() {
+        if let Some(e) = m.get_mut(id) {
+            f(e);
+        }
+    }
+}
+
+fn parse_user(u: &str) -> ApiResult<serde_json::Value> {
+    let (a, b) = u.split_once(':').unwrap_or((u, ""));
+    let uid: u32 = a.parse().map_err(|_| {
+        ApiError::NotImplemented(format!(
+            "exec --user {u:?}: only numeric uid[:gid] is supported yet"
+        ))
+    })?;
+    let gid: u32 = if b.is_empty() {
+        uid
+    } else {
+        b.parse().map_err(|_| {
+            ApiError::NotImplemented(format!(
+                "exec --user {u:?}: only numeric uid[:gid] is supported yet"
+            ))
+        })?
+    };
+    Ok(serde_json::json!({"uid": uid, "gid": gid}))
+}
+
+/// `POST /exec/{id}/start`: `stdin` None means detached (returns None).
+pub async fn exec_start(
+    inner: &Arc<Inner>,
+    id: &str,
+    config: ExecStartConfig,
+    stdin: Option<AttachStdin>,
+) -> ApiResult<Option<AttachOutput>> {
+    let e = get_exec(inner, id)?;
+    if e.running || e.exit_code.is_some() {
+        return Err(ApiError::Conflict(format!(
+            "exec {id} has already been started"
+        )));
+    }
+    let c = lookup(inner, &e.container)?;
+    if c.state.status != "running" {
+        return Err(ApiError::Conflict(format!(
+            "container {} is not running",
+            c.id
+        )));
+    }
+    let mut process = serde_json::json!({"args": e.config.cmd.clone().unwrap_or_default()});
+    if let Some(env) = e.config.env.as_ref().filter(|v| !v.is_empty()) {
+        let mut base = c.config.env.clone().unwrap_or_default();
+        base.extend(env.iter().cloned());
+        process["env"] = base.into();
+    }
+    if !e.config.working_dir.is_empty() {
+        process["cwd"] = e.config.working_dir.clone().into();
+    }
+    if !e.config.user.is_empty() {
+        process["user"] = parse_user(&e.config.user)?;
+    }
+    let tty = e.config.tty || config.tty;
+    let detach = stdin.is_none();
+    let req = ExecRequest {
+        id: id.to_string(),
+        tty,
+        stdin: e.config.attach_stdin && !detach,
+        detach,
+        process: Some(process),
+        inline: Default::default(),
+    };
+    let sd = state_dir(inner, &c.id);
+    let sd2 = sd.clone();
+    let reply = blocking(move || {
+        shim::client::control(
+            &sd2,
+            &ControlRequest {
+                exec: Some(req),
+                ..Default::default()
+            },
+        )
+        .map_err(|e| ApiError::Internal(format!("OCI runtime exec failed: {e}")))
+    })
+    .await?;
+    set_exec(inner, id, |e| {
+        e.running = true;
+        e.pid = reply.pid.unwrap_or(0) as i64;
+    });
+    let finish = {
+        let (inner, id, sd) = (inner.clone(), id.to_string(), sd.clone());
+        move || {
+            let st = shim::client::wait_exec(&sd, &id);
+            set_exec(&inner, &id, |e| {
+                e.running = false;
+                e.exit_code = Some(st.as_ref().map(|s| s.exit_code as i64).unwrap_or(126));
+            });
+            None
+        }
+    };
+    let Some(stdin) = stdin else {
+        std::thread::spawn(finish);
+        return Ok(None);
+    };
+    let (sd3, id3) = (sd.clone(), id.to_string());
+    let areq = AttachRequest {
+        stdin: e.config.attach_stdin,
+        stdout: e.config.attach_stdout,
+        stderr: e.config.attach_stderr,
+        stdin_once: Some(true),
+    };
+    let sock = reply
+        .socket
+        .clone()
+        .unwrap_or_else(|| shim::protocol::exec_socket(&sd3, &id3));
+    let attached = blocking(move || {
+        shim::client::attach_socket(&sock, &areq)
+            .map_err(|e| internal(format!("cannot attach to exec: {e}")))
+    })
+    .await?;
+    if e.config.attach_stdin {
+        let w = attached.stream.try_clone().map_err(internal)?;
+        pump_stdin(stdin, w);
+    }
+    Ok(Some(AttachOutput {
+        tty: attached.tty || tty,
+        detach_keys: Some(api::stream::DetachKeys::default_keys()),
+        output: pump_output(attached, finish),
+    }))
+}
+
+/// `GET /exec/{id}/json`.
+pub fn exec_inspect(inner: &Arc<Inner>, id: &str) -> ApiResult<ExecInspect> {
+    let e = get_exec(inner, id)?;
+    let cmd = e.config.cmd.clone().unwrap_or_default();
+    Ok(ExecInspect {
+        can_remove: false,
+        detach_keys: e.config.detach_keys.clone(),
+        id: e.id.clone(),
+        running: e.running,
+        exit_code: e.exit_code,
+        process_config: ProcessConfig {
+            privileged: e.config.privileged,
+            user: e.config.user.clone(),
+            tty: e.config.tty,
+            entrypoint: cmd.first().cloned().unwrap_or_default(),
+            arguments: cmd.iter().skip(1).cloned().collect(),
+        },
+        open_stdin: e.config.attach_stdin,
+        open_stderr: e.config.attach_stderr,
+        open_stdout: e.config.attach_stdout,
+        container_id: e.container.clone(),
+        pid: e.pid,
+    })
+}

@@ -1,0 +1,485 @@
+//! berth's daemon: the Docker Engine API ([`api::Server`]) over the engine. Owns the daemon's
+//! options and entry points ([`main`], [`run`]), the [`Daemon`] that implements
+//! [`api::Backend`] (dispatching to `containers`, `images` and `system`), and start-up
+//! reconciliation with the shims of containers that kept running while the daemon was down
+//! (live restore: the daemon never kills containers when it exits).
+
+mod containers;
+mod images;
+mod store;
+mod system;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use api::backend::*;
+use api::stream::{AttachStdin, ByteStream, JsonStream};
+use api::types::*;
+use api::{ApiError, Backend, Filters};
+use async_trait::async_trait;
+use clap::Parser;
+
+pub use store::{ContainerRecord, StateRecord};
+
+/// Errors starting or running the daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A `-H` value that is neither `unix://PATH` nor `tcp://ADDR:PORT`.
+    #[error("invalid host {0:?}: use unix:///path/to.sock or tcp://127.0.0.1:PORT")]
+    BadHost(String),
+    /// Two hosts of one kind (the server listens on one unix socket and one TCP address).
+    #[error("only one unix socket and one TCP address can be given with -H; got {0:?}")]
+    TooManyHosts(Vec<String>),
+    /// The image store could not be opened.
+    #[error("cannot open the image store in {path}: {source}")]
+    Images {
+        path: PathBuf,
+        source: ::image::ImagesError,
+    },
+    /// The container store could not be opened.
+    #[error("cannot open the container store {path}: {message}")]
+    Store { path: PathBuf, message: String },
+    /// A directory could not be made.
+    #[error("cannot create {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The API server failed.
+    #[error(transparent)]
+    Server(#[from] api::ServerError),
+    /// The registry client could not be made.
+    #[error("cannot make the registry client: {0}")]
+    Registry(String),
+}
+
+/// What the daemon is told on its command line (dockerd's flags).
+#[derive(Debug, Clone)]
+pub struct DaemonOptions {
+    /// `unix:///path` and/or `tcp://127.0.0.1:port`.
+    pub hosts: Vec<String>,
+    /// Persistent state: images, containers, logs.
+    pub data_root: PathBuf,
+    /// Runtime state: shim state dirs, runtime root.
+    pub exec_root: PathBuf,
+    /// Registries reached over plain HTTP.
+    pub insecure_registries: Vec<String>,
+    /// Keep containers running while the daemon is down (berth always does; reported in info).
+    pub live_restore: bool,
+    /// `debug`, `info`, `warn`, `error`, `fatal`.
+    pub log_level: String,
+}
+
+impl Default for DaemonOptions {
+    fn default() -> DaemonOptions {
+        DaemonOptions {
+            hosts: vec!["unix:///run/berth/berth.sock".into()],
+            data_root: PathBuf::from("/var/lib/berth"),
+            exec_root: PathBuf::from("/run/berth"),
+            insecure_registries: Vec::new(),
+            live_restore: false,
+            log_level: "info".into(),
+        }
+    }
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "berth daemon",
+    about = "berth's daemon: serves the Docker Engine API"
+)]
+struct Cli {
+    /// Daemon socket(s) to listen on (unix:///path, tcp://127.0.0.1:port).
+    #[arg(short = 'H', long = "host")]
+    host: Vec<String>,
+    /// Root of persistent state.
+    #[arg(long, default_value = "/var/lib/berth")]
+    data_root: PathBuf,
+    /// Root of runtime state.
+    #[arg(long, default_value = "/run/berth")]
+    exec_root: PathBuf,
+    /// Registries reached over plain HTTP.
+    #[arg(long = "insecure-registry")]
+    insecure_registry: Vec<String>,
+    /// Log level.
+    #[arg(short = 'l', long, default_value = "info")]
+    log_level: String,
+    /// Keep containers alive while the daemon is down.
+    #[arg(long)]
+    live_restore: bool,
+    /// dockerd's daemon.json (ignored).
+    #[arg(long)]
+    config_file: Option<PathBuf>,
+}
+
+/// `berth daemon ARGS…` (`args[0]` is the program name): parses dockerd-style flags and
+/// serves until SIGINT/SIGTERM. Returns the exit code.
+pub fn main(args: Vec<String>) -> i32 {
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 125 } else { 0 };
+        }
+    };
+    if let Some(f) = &cli.config_file {
+        eprintln!(
+            "berth daemon: warning: --config-file {} is ignored (daemon.json is not supported yet)",
+            f.display()
+        );
+    }
+    let opts = DaemonOptions {
+        hosts: if cli.host.is_empty() {
+            DaemonOptions::default().hosts
+        } else {
+            cli.host
+        },
+        data_root: cli.data_root,
+        exec_root: cli.exec_root,
+        insecure_registries: cli.insecure_registry,
+        live_restore: cli.live_restore,
+        log_level: cli.log_level,
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("berth daemon: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    let r = rt.block_on(run(opts));
+    // Tasks blocked on shims (waits, log follows) must not hold the exit: containers run on.
+    rt.shutdown_timeout(std::time::Duration::from_millis(200));
+    match r {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("berth daemon: {e}");
+            1
+        }
+    }
+}
+
+fn server_config(hosts: &[String]) -> Result<api::ServerConfig, Error> {
+    let mut cfg = api::ServerConfig::default();
+    for h in hosts {
+        if let Some(p) = h.strip_prefix("unix://") {
+            if cfg.unix_socket.is_some() {
+                return Err(Error::TooManyHosts(hosts.to_vec()));
+            }
+            cfg.unix_socket = Some(PathBuf::from(p));
+        } else if let Some(a) = h.strip_prefix("tcp://") {
+            if cfg.tcp.is_some() {
+                return Err(Error::TooManyHosts(hosts.to_vec()));
+            }
+            cfg.tcp = Some(a.parse().map_err(|_| Error::BadHost(h.clone()))?);
+        } else if h.starts_with('/') {
+            cfg.unix_socket = Some(PathBuf::from(h));
+        } else {
+            return Err(Error::BadHost(h.clone()));
+        }
+    }
+    Ok(cfg)
+}
+
+/// Serves the API until SIGINT or SIGTERM; containers keep running afterwards.
+pub async fn run(opts: DaemonOptions) -> Result<(), Error> {
+    let cfg = server_config(&opts.hosts)?;
+    let daemon = Daemon::open(opts).await?;
+    let server = api::Server::bind(cfg, Arc::new(daemon)).await?;
+    let shutdown = async {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(mut i), Ok(mut t)) => {
+                tokio::select! {
+                    _ = i.recv() => {},
+                    _ = t.recv() => {},
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    };
+    server.serve(shutdown).await?;
+    Ok(())
+}
+
+/// An event of a container's life, for waits.
+#[derive(Debug, Clone)]
+pub(crate) enum Event {
+    /// It exited with this code.
+    Die(String, i64),
+    /// It was removed.
+    Destroy(String),
+}
+
+/// The engine state shared by the daemon's tasks.
+pub(crate) struct Inner {
+    pub opts: DaemonOptions,
+    pub images: ::image::Images,
+    pub store: store::Store,
+    pub containers: Mutex<HashMap<String, ContainerRecord>>,
+    pub execs: Mutex<HashMap<String, containers::ExecRecord>>,
+    pub events: tokio::sync::broadcast::Sender<Event>,
+    pub exe: PathBuf,
+    pub registry: registry::Client,
+}
+
+/// The daemon: implements [`api::Backend`].
+pub struct Daemon {
+    inner: Arc<Inner>,
+}
+
+impl Daemon {
+    /// Opens the stores under the data root and reconciles containers with their shims.
+    pub async fn open(opts: DaemonOptions) -> Result<Daemon, Error> {
+        for d in [&opts.data_root, &opts.exec_root] {
+            std::fs::create_dir_all(d).map_err(|source| Error::Io {
+                path: d.clone(),
+                source,
+            })?;
+        }
+        let images = ::image::Images::open(&opts.data_root).map_err(|source| Error::Images {
+            path: opts.data_root.clone(),
+            source,
+        })?;
+        let store = store::Store::open(&opts.data_root.join("engine.redb"))?;
+        let exe = match runtime::exe_guard::sealed_path() {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("berth daemon: warning: cannot seal the berth binary ({e}); containers' shims use /proc/self/exe");
+                std::fs::read_link("/proc/self/exe")
+                    .unwrap_or_else(|_| PathBuf::from("/proc/self/exe"))
+            }
+        };
+        let registry = registry::Client::new(registry::ClientConfig {
+            insecure_registries: opts.insecure_registries.clone(),
+            ..Default::default()
+        })
+        .map_err(|e| Error::Registry(e.to_string()))?;
+        let records = store.load_all()?;
+        let (events, _) = tokio::sync::broadcast::channel(256);
+        let inner = Arc::new(Inner {
+            opts,
+            images,
+            store,
+            containers: Mutex::new(records.into_iter().map(|c| (c.id.clone(), c)).collect()),
+            execs: Mutex::new(HashMap::new()),
+            events,
+            exe,
+            registry,
+        });
+        containers::reconcile(&inner);
+        Ok(Daemon { inner })
+    }
+}
+
+#[async_trait]
+impl Backend for Daemon {
+    async fn version(&self) -> ApiResult<SystemVersion> {
+        system::version()
+    }
+    async fn info(&self) -> ApiResult<SystemInfo> {
+        system::info(&self.inner)
+    }
+    async fn disk_usage(&self, _opts: DiskUsageOptions) -> ApiResult<DiskUsage> {
+        Err(ApiError::not_implemented("system df"))
+    }
+    async fn events(&self, _opts: EventsOptions) -> ApiResult<JsonStream<EventMessage>> {
+        Ok(Box::pin(futures_util::stream::pending()))
+    }
+    async fn auth(&self, _auth: AuthConfig) -> ApiResult<AuthResponse> {
+        Err(ApiError::not_implemented(
+            "login through the daemon (use `berth login`)",
+        ))
+    }
+
+    async fn container_create(
+        &self,
+        opts: ContainerCreateOptions,
+        req: ContainerCreateRequest,
+    ) -> ApiResult<ContainerCreateResponse> {
+        containers::create(&self.inner, opts, req).await
+    }
+    async fn container_start(&self, id: &str) -> ApiResult<()> {
+        containers::start(&self.inner, id).await
+    }
+    async fn container_stop(&self, id: &str, opts: StopOptions) -> ApiResult<()> {
+        containers::stop(&self.inner, id, opts).await
+    }
+    async fn container_restart(&self, id: &str, opts: StopOptions) -> ApiResult<()> {
+        match containers::stop(&self.inner, id, opts).await {
+            Ok(()) | Err(ApiError::NotModified(_)) => {}
+            Err(e) => return Err(e),
+        }
+        containers::start(&self.inner, id).await
+    }
+    async fn container_kill(&self, id: &str, signal: Option<String>) -> ApiResult<()> {
+        containers::kill(&self.inner, id, signal).await
+    }
+    async fn container_pause(&self, id: &str) -> ApiResult<()> {
+        containers::pause(&self.inner, id, true).await
+    }
+    async fn container_unpause(&self, id: &str) -> ApiResult<()> {
+        containers::pause(&self.inner, id, false).await
+    }
+    async fn container_wait(&self, id: &str, condition: WaitCondition) -> ApiResult<WaitFuture> {
+        containers::wait(&self.inner, id, condition)
+    }
+    async fn container_remove(&self, id: &str, opts: ContainerRemoveOptions) -> ApiResult<()> {
+        containers::remove(&self.inner, id, opts).await
+    }
+    async fn container_rename(&self, id: &str, new_name: &str) -> ApiResult<()> {
+        containers::rename(&self.inner, id, new_name)
+    }
+    async fn container_inspect(&self, id: &str, _size: bool) -> ApiResult<ContainerInspect> {
+        containers::inspect(&self.inner, id)
+    }
+    async fn container_list(&self, opts: ContainerListOptions) -> ApiResult<Vec<ContainerSummary>> {
+        containers::list(&self.inner, opts)
+    }
+    async fn container_logs(&self, id: &str, opts: LogsOptions) -> ApiResult<LogOutput> {
+        containers::logs(&self.inner, id, opts)
+    }
+    async fn container_top(&self, id: &str, ps_args: &str) -> ApiResult<ContainerTopResponse> {
+        containers::top(&self.inner, id, ps_args).await
+    }
+    async fn container_stats(
+        &self,
+        _id: &str,
+        _opts: StatsOptions,
+    ) -> ApiResult<JsonStream<ContainerStats>> {
+        Err(ApiError::not_implemented("container stats"))
+    }
+    async fn container_changes(&self, _id: &str) -> ApiResult<Vec<FilesystemChange>> {
+        Err(ApiError::not_implemented("container diff"))
+    }
+    async fn container_export(&self, _id: &str) -> ApiResult<ByteStream> {
+        Err(ApiError::not_implemented("container export"))
+    }
+    async fn container_archive_stat(&self, _id: &str, _path: &str) -> ApiResult<PathStat> {
+        Err(ApiError::not_implemented("container archive (docker cp)"))
+    }
+    async fn container_archive_get(&self, _id: &str, _path: &str) -> ApiResult<ContainerArchive> {
+        Err(ApiError::not_implemented("container archive (docker cp)"))
+    }
+    async fn container_archive_put(
+        &self,
+        _id: &str,
+        _path: &str,
+        _opts: ArchivePutOptions,
+        _content: ByteStream,
+    ) -> ApiResult<()> {
+        Err(ApiError::not_implemented("container archive (docker cp)"))
+    }
+    async fn container_update(
+        &self,
+        _id: &str,
+        _update: ContainerUpdateRequest,
+    ) -> ApiResult<ContainerUpdateResponse> {
+        Err(ApiError::not_implemented("container update"))
+    }
+    async fn container_resize(&self, id: &str, height: u32, width: u32) -> ApiResult<()> {
+        containers::resize(&self.inner, id, None, height, width).await
+    }
+    async fn container_attach(
+        &self,
+        id: &str,
+        opts: AttachOptions,
+        stdin: Option<AttachStdin>,
+    ) -> ApiResult<AttachOutput> {
+        containers::attach(&self.inner, id, opts, stdin).await
+    }
+    async fn container_prune(&self, _filters: Filters) -> ApiResult<ContainerPruneResponse> {
+        containers::prune(&self.inner).await
+    }
+    async fn container_commit(&self, _opts: CommitOptions) -> ApiResult<IdResponse> {
+        Err(ApiError::not_implemented("container commit"))
+    }
+
+    async fn exec_create(&self, container: &str, config: ExecConfig) -> ApiResult<IdResponse> {
+        containers::exec_create(&self.inner, container, config)
+    }
+    async fn exec_start(
+        &self,
+        id: &str,
+        config: ExecStartConfig,
+        stdin: AttachStdin,
+    ) -> ApiResult<AttachOutput> {
+        containers::exec_start(&self.inner, id, config, Some(stdin))
+            .await?
+            .ok_or_else(|| ApiError::Internal("the exec has no output".into()))
+    }
+    async fn exec_start_detached(&self, id: &str, config: ExecStartConfig) -> ApiResult<()> {
+        containers::exec_start(&self.inner, id, config, None)
+            .await
+            .map(|_| ())
+    }
+    async fn exec_resize(&self, id: &str, height: u32, width: u32) -> ApiResult<()> {
+        let c = containers::exec_container(&self.inner, id)?;
+        containers::resize(&self.inner, &c, Some(id.to_string()), height, width).await
+    }
+    async fn exec_inspect(&self, id: &str) -> ApiResult<ExecInspect> {
+        containers::exec_inspect(&self.inner, id)
+    }
+
+    async fn image_list(&self, opts: ImageListOptions) -> ApiResult<Vec<ImageSummary>> {
+        images::list(&self.inner, opts).await
+    }
+    async fn image_inspect(&self, name: &str) -> ApiResult<ImageInspect> {
+        images::inspect(&self.inner, name).await
+    }
+    async fn image_history(&self, name: &str) -> ApiResult<Vec<ImageHistoryItem>> {
+        images::history(&self.inner, name).await
+    }
+    async fn image_tag(&self, name: &str, repo: &str, tag: &str) -> ApiResult<()> {
+        images::tag(&self.inner, name, repo, tag).await
+    }
+    async fn image_remove(
+        &self,
+        name: &str,
+        opts: ImageRemoveOptions,
+    ) -> ApiResult<Vec<ImageDeleteItem>> {
+        images::remove(&self.inner, name, opts).await
+    }
+    async fn image_prune(&self, _filters: Filters) -> ApiResult<ImagePruneResponse> {
+        Err(ApiError::not_implemented("image prune"))
+    }
+    async fn image_pull(&self, opts: ImagePullOptions) -> ApiResult<JsonStream<JsonMessage>> {
+        images::pull(&self.inner, opts).await
+    }
+    async fn image_import(&self, _opts: ImageImportOptions) -> ApiResult<JsonStream<JsonMessage>> {
+        Err(ApiError::not_implemented(
+            "image import through the daemon (use `berth import` with the daemon stopped)",
+        ))
+    }
+    async fn image_push(&self, _opts: ImagePushOptions) -> ApiResult<JsonStream<JsonMessage>> {
+        Err(ApiError::not_implemented("image push"))
+    }
+    async fn image_save(&self, _names: Vec<String>) -> ApiResult<ByteStream> {
+        Err(ApiError::not_implemented("image save"))
+    }
+    async fn image_load(
+        &self,
+        _opts: ImageLoadOptions,
+        _tarball: ByteStream,
+    ) -> ApiResult<JsonStream<JsonMessage>> {
+        Err(ApiError::not_implemented("image load"))
+    }
+}
+
+/// Runs blocking work (shim client, image store) off the async workers.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(format!("a daemon task failed: {e}")))?
+}

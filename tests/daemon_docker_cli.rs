@@ -1,0 +1,524 @@
+//! berth's daemon driven by the real Docker CLI: `berth daemon` serves the Engine API on a unix
+//! socket in a temp dir, and `docker` (DOCKER_HOST pointing at it) runs the everyday commands:
+//! version/info, images/inspect/history/tag/rmi, run (output and exit codes, --rm, -d, -i),
+//! logs (--tail, -t, -f), ps (-a, -q, filters), inspect, exec (output, exit code, stdin),
+//! top, pause/unpause, rename, stop (SIGKILL after the timeout), restart, kill, wait, rm (-f),
+//! and live restore: the daemon is SIGKILLed while a container runs, restarted, and still
+//! shows the container running with its logs.
+//!
+//! The busybox image is imported with `berth import` before the daemon starts (the image store
+//! is one process' at a time). Needs root and a `docker` CLI (`/usr/local/bin/docker` or
+//! `docker` in PATH); otherwise the test prints `SKIP` and passes. The [`Sandbox`]'s `Drop`
+//! removes every container through the daemon, stops the daemon, kills stray shims naming the
+//! temp dir, detaches every mount under it and removes it.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+const BERTH: &str = env!("CARGO_BIN_EXE_berth");
+
+fn docker_cli() -> Option<PathBuf> {
+    for p in ["/usr/local/bin/docker", "/usr/bin/docker"] {
+        if Path::new(p).exists() {
+            return Some(PathBuf::from(p));
+        }
+    }
+    None
+}
+
+struct Sandbox {
+    dir: PathBuf,
+    docker: PathBuf,
+    daemon: Option<Child>,
+}
+
+impl Sandbox {
+    fn new(docker: PathBuf) -> Sandbox {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-daemon-")
+            .tempdir_in("/tmp")
+            .unwrap()
+            .keep();
+        Sandbox {
+            dir,
+            docker,
+            daemon: None,
+        }
+    }
+
+    fn sock(&self) -> PathBuf {
+        self.dir.join("berth.sock")
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    fn import_busybox(&self) {
+        let root = self.dir.join("rootfs");
+        fs::create_dir_all(root.join("bin")).unwrap();
+        fs::create_dir_all(root.join("etc")).unwrap();
+        fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+        for a in ["sh", "echo", "cat", "sleep", "ls", "true", "false"] {
+            std::os::unix::fs::symlink("busybox", root.join("bin").join(a)).unwrap();
+        }
+        fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+        fs::write(root.join("etc/group"), "root:x:0:\n").unwrap();
+        let tar = self.dir.join("busybox.tar");
+        let st = Command::new("tar")
+            .arg("-C")
+            .arg(&root)
+            .arg("-cf")
+            .arg(&tar)
+            .arg(".")
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let out = Command::new(BERTH)
+            .arg("--data-root")
+            .arg(self.data())
+            .args(["import", "-c", "CMD [\"sh\"]"])
+            .arg(&tar)
+            .arg("busybox:latest")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "berth import: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn start_daemon(&mut self) {
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("daemon.log"))
+            .unwrap();
+        let child = Command::new(BERTH)
+            .arg("daemon")
+            .arg("-H")
+            .arg(format!("unix://{}", self.sock().display()))
+            .arg("--data-root")
+            .arg(self.data())
+            .arg("--exec-root")
+            .arg(self.dir.join("exec"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.daemon = Some(child);
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(20) {
+            if self.docker(&["version"]).status.success() {
+                return;
+            }
+            sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "the daemon did not answer; its log: {}",
+            fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+        );
+    }
+
+    fn kill_daemon(&mut self) {
+        if let Some(mut c) = self.daemon.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn docker_in(&self, args: &[&str], input: Option<&str>) -> Output {
+        let mut cmd = Command::new("timeout");
+        cmd.arg("60")
+            .arg(&self.docker)
+            .args(args)
+            .env("DOCKER_HOST", format!("unix://{}", self.sock().display()))
+            .env("DOCKER_CONFIG", self.dir.join("docker-config"))
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        if let Some(i) = input {
+            use std::io::Write;
+            let mut w = child.stdin.take().unwrap();
+            w.write_all(i.as_bytes()).unwrap();
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    fn docker(&self, args: &[&str]) -> Output {
+        self.docker_in(args, None)
+    }
+
+    /// Runs docker, asserts success, returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.docker(args);
+        assert!(
+            o.status.success(),
+            "docker {args:?} failed ({}): {}{}",
+            o.status,
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    fn code(&self, args: &[&str]) -> i32 {
+        self.docker(args).status.code().unwrap_or(-1)
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if self.daemon.is_some() {
+            if let Ok(ids) = String::from_utf8(self.docker(&["ps", "-aq"]).stdout) {
+                for id in ids.split_whitespace() {
+                    let _ = self.docker(&["rm", "-f", id]);
+                }
+            }
+        }
+        self.kill_daemon();
+        // Stray shims / container processes naming the sandbox.
+        let needle = self.dir.to_string_lossy().into_owned();
+        if let Ok(rd) = fs::read_dir("/proc") {
+            for e in rd.flatten() {
+                let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                    continue;
+                };
+                if let Ok(cmd) = fs::read(format!("/proc/{pid}/cmdline")) {
+                    if String::from_utf8_lossy(&cmd).contains(&needle) {
+                        let _ = nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(pid),
+                            nix::sys::signal::Signal::SIGKILL,
+                        );
+                    }
+                }
+            }
+        }
+        sleep(Duration::from_millis(200));
+        // Detach every mount under the sandbox, deepest first.
+        let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut points: Vec<String> = mounts
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4).map(String::from))
+            .filter(|p| p.starts_with(&needle))
+            .collect();
+        points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        for p in points {
+            let _ = nix::mount::umount2(p.as_str(), nix::mount::MntFlags::MNT_DETACH);
+        }
+        // Cgroups the containers left under /berth/<id> are removed by the runtime on delete.
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn setup(test: &str) -> Option<Sandbox> {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("SKIP {test}: needs root");
+        return None;
+    }
+    let Some(docker) = docker_cli() else {
+        eprintln!("SKIP {test}: no docker CLI");
+        return None;
+    };
+    let mut sb = Sandbox::new(docker);
+    sb.import_busybox();
+    sb.start_daemon();
+    Some(sb)
+}
+
+#[test]
+fn docker_cli_against_berth_daemon() {
+    let Some(mut sb) = setup("docker_cli_against_berth_daemon") else {
+        return;
+    };
+
+    // system and images
+    assert!(
+        sb.ok(&["version", "--format", "{{.Server.Version}}"])
+            .trim()
+            .len()
+            > 0
+    );
+    assert!(sb.ok(&["info"]).contains("Storage Driver: overlay2"));
+    assert!(sb.ok(&["images"]).contains("busybox"));
+    assert_eq!(
+        sb.ok(&["image", "inspect", "-f", "{{.Os}}", "busybox"])
+            .trim(),
+        "linux"
+    );
+    assert!(sb.ok(&["history", "busybox"]).contains("IMAGE"));
+    sb.ok(&["tag", "busybox", "bb:two"]);
+    assert!(sb
+        .ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"])
+        .contains("bb:two"));
+    assert!(sb.ok(&["rmi", "bb:two"]).contains("Untagged: bb:two"));
+    assert_ne!(sb.code(&["image", "inspect", "nosuchimage"]), 0);
+
+    // run: output and exit codes
+    assert_eq!(sb.ok(&["run", "--rm", "busybox", "echo", "hi"]), "hi\n");
+    assert_eq!(
+        sb.code(&["run", "--rm", "busybox", "sh", "-c", "exit 3"]),
+        3
+    );
+    assert_eq!(sb.code(&["run", "--rm", "busybox", "nosuchcmd"]), 127);
+    assert_eq!(sb.code(&["run", "--rm", "busybox", "/etc/passwd"]), 126);
+    let o = sb.docker(&[
+        "run",
+        "--name",
+        "e3",
+        "busybox",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!(o.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "out\n");
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "err\n");
+    assert!(sb
+        .ok(&["ps", "-a", "--filter", "name=e3", "--format", "{{.Status}}"])
+        .starts_with("Exited (3)"));
+    let o = sb.docker(&["logs", "e3"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "out\n");
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "err\n");
+    sb.ok(&["rm", "e3"]);
+    assert_eq!(
+        sb.docker_in(&["run", "-i", "--rm", "busybox", "cat"], Some("piped\n"))
+            .stdout,
+        b"piped\n"
+    );
+    assert_ne!(
+        sb.code(&["run", "--rm", "--network", "host", "busybox", "true"]),
+        0
+    );
+
+    // a detached container through the lifecycle
+    let id = sb.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "d1",
+        "busybox",
+        "sh",
+        "-c",
+        "i=0; while true; do echo line$i; i=$((i+1)); sleep 0.2; done",
+    ]);
+    let id = id.trim().to_string();
+    assert_eq!(id.len(), 64);
+    sleep(Duration::from_millis(800));
+    assert!(sb.ok(&["ps"]).contains("d1"));
+    assert_eq!(sb.ok(&["ps", "-q"]).trim(), &id[..12]);
+    assert_eq!(
+        sb.ok(&[
+            "ps",
+            "-q",
+            "--filter",
+            "status=running",
+            "--filter",
+            "name=d1"
+        ])
+        .trim(),
+        &id[..12]
+    );
+    assert_eq!(sb.ok(&["ps", "-q", "--filter", "status=exited"]).trim(), "");
+    assert_eq!(
+        sb.ok(&["ps", "-q", "--filter", &format!("id={}", &id[..6])])
+            .trim(),
+        &id[..12]
+    );
+    assert_eq!(sb.ok(&["logs", "--tail", "2", "d1"]).lines().count(), 2);
+    let t = sb.ok(&["logs", "-t", "--tail", "1", "d1"]);
+    assert!(t.starts_with("20") && t.contains("Z line"), "{t}");
+    // -f keeps streaming until killed by timeout
+    let o = Command::new("timeout")
+        .args([
+            "2",
+            sb.docker.to_str().unwrap(),
+            "logs",
+            "-f",
+            "--tail",
+            "1",
+            "d1",
+        ])
+        .env("DOCKER_HOST", format!("unix://{}", sb.sock().display()))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&o.stdout).lines().count() >= 4);
+    assert_eq!(
+        sb.ok(&["inspect", "-f", "{{.State.Status}} {{.Name}}", "d1"])
+            .trim(),
+        "running /d1"
+    );
+    // exec
+    assert_eq!(sb.ok(&["exec", "d1", "echo", "fromexec"]), "fromexec\n");
+    assert_eq!(sb.code(&["exec", "d1", "sh", "-c", "exit 7"]), 7);
+    assert_eq!(
+        sb.docker_in(&["exec", "-i", "d1", "cat"], Some("hello\n"))
+            .stdout,
+        b"hello\n"
+    );
+    assert!(sb.ok(&["top", "d1"]).contains("while true"));
+    sb.ok(&["pause", "d1"]);
+    assert!(sb
+        .ok(&["ps", "--format", "{{.Status}}"])
+        .contains("(Paused)"));
+    sb.ok(&["unpause", "d1"]);
+    sb.ok(&["rename", "d1", "d2"]);
+    assert_eq!(sb.ok(&["ps", "--format", "{{.Names}}"]).trim(), "d2");
+    // sh as PID 1 ignores SIGTERM: stop kills after the timeout
+    let t0 = Instant::now();
+    sb.ok(&["stop", "-t", "1", "d2"]);
+    assert!(t0.elapsed() < Duration::from_secs(15));
+    assert_eq!(
+        sb.ok(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.ExitCode}}",
+            "d2"
+        ])
+        .trim(),
+        "exited 137"
+    );
+    sb.ok(&["restart", "-t", "1", "d2"]);
+    assert_eq!(
+        sb.ok(&["inspect", "-f", "{{.State.Status}}", "d2"]).trim(),
+        "running"
+    );
+    sb.ok(&["kill", "d2"]);
+    assert_eq!(sb.ok(&["wait", "d2"]).trim(), "137");
+    assert_ne!(sb.code(&["kill", "d2"]), 0);
+    sb.ok(&["rm", "d2"]);
+    assert_ne!(sb.code(&["inspect", "d2"]), 0);
+
+    // rm -f of a running container
+    sb.ok(&["run", "-d", "--name", "f1", "busybox", "sleep", "1000"]);
+    assert_ne!(sb.code(&["rm", "f1"]), 0);
+    sb.ok(&["rm", "-f", "f1"]);
+    assert_eq!(sb.ok(&["ps", "-aq"]).trim(), "");
+
+    // live restore: the daemon dies, the container runs on
+    sb.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "lr",
+        "busybox",
+        "sh",
+        "-c",
+        "i=0; while true; do echo tick$i; i=$((i+1)); sleep 0.2; done",
+    ]);
+    sleep(Duration::from_millis(500));
+    sb.kill_daemon();
+    sleep(Duration::from_millis(500));
+    sb.start_daemon();
+    assert_eq!(
+        sb.ok(&["ps", "--format", "{{.Names}} {{.State}}"]).trim(),
+        "lr running"
+    );
+    assert!(sb.ok(&["logs", "--tail", "1", "lr"]).starts_with("tick"));
+    assert_eq!(sb.ok(&["exec", "lr", "echo", "alive"]), "alive\n");
+    sb.ok(&["stop", "-t", "1", "lr"]);
+    assert_eq!(
+        sb.ok(&["inspect", "-f", "{{.State.Status}}", "lr"]).trim(),
+        "exited"
+    );
+    sb.ok(&["rm", "lr"]);
+}
+
+/// A free loopback port.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn docker_pull_through_berth_daemon() {
+    if !Path::new("/usr/bin/docker-registry").exists() {
+        eprintln!("SKIP docker_pull_through_berth_daemon: no docker-registry");
+        return;
+    }
+    let Some(sb) = setup("docker_pull_through_berth_daemon") else {
+        return;
+    };
+    let port = free_port();
+    let reg = sb.dir.join("registry");
+    fs::create_dir_all(&reg).unwrap();
+    fs::write(
+        reg.join("config.yml"),
+        format!(
+            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            reg.join("data").display()
+        ),
+    )
+    .unwrap();
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _registry = Kill(
+        Command::new("/usr/bin/docker-registry")
+            .arg("serve")
+            .arg(reg.join("config.yml"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let t = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the registry did not start"
+        );
+        sleep(Duration::from_millis(100));
+    }
+    // Push with the berth CLI from a second data root (the daemon holds the first).
+    let name = format!("127.0.0.1:{port}/bb:1");
+    let data2 = sb.dir.join("data2");
+    let tar = sb.dir.join("busybox.tar");
+    for args in [
+        vec![
+            "import",
+            "-c",
+            "CMD [\"sh\"]",
+            tar.to_str().unwrap(),
+            name.as_str(),
+        ],
+        vec!["push", name.as_str()],
+    ] {
+        let o = Command::new(BERTH)
+            .arg("--data-root")
+            .arg(&data2)
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "berth {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let out = sb.ok(&["pull", &name]);
+    assert!(out.contains("Status: Downloaded newer image for"), "{out}");
+    assert_eq!(out.matches("Digest:").count(), 1, "{out}");
+    assert_eq!(sb.ok(&["run", "--rm", &name, "echo", "pulled"]), "pulled\n");
+    sb.ok(&["rmi", &name]);
+    // run pulls a missing image itself
+    assert_eq!(sb.ok(&["run", "--rm", &name, "echo", "again"]), "again\n");
+    assert_ne!(sb.code(&["pull", &format!("127.0.0.1:{port}/nosuch:1")]), 0);
+}
