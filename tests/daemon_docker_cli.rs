@@ -336,6 +336,21 @@ fn docker_cli_against_berth_daemon() {
         &id[..12]
     );
     assert_eq!(sb.ok(&["logs", "--tail", "2", "d1"]).lines().count(), 2);
+    // docker export: a plain tar of the container's root filesystem.
+    let tarball = sb.dir.join("d1-export.tar");
+    sb.ok(&["export", "-o", tarball.to_str().unwrap(), "d1"]);
+    let listing = Command::new("tar")
+        .arg("-tf")
+        .arg(&tarball)
+        .output()
+        .unwrap();
+    let names = String::from_utf8_lossy(&listing.stdout);
+    assert!(
+        names
+            .lines()
+            .any(|l| l.trim_start_matches("./") == "bin/busybox"),
+        "{names}"
+    );
     let t = sb.ok(&["logs", "-t", "--tail", "1", "d1"]);
     assert!(t.starts_with("20") && t.contains("Z line"), "{t}");
     // -f keeps streaming until killed by timeout

@@ -1466,3 +1466,66 @@ pub fn exec_inspect(inner: &Arc<Inner>, id: &str) -> ApiResult<ExecInspect> {
         pid: e.pid,
     })
 }
+
+/// A `Write` that sends chunks into a channel (the tar of `export` is written on a blocking
+/// thread and streamed as it is produced).
+struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<Result<bytes::Bytes, ApiError>>,
+    buf: Vec<u8>,
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= 256 * 1024 {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = bytes::Bytes::from(std::mem::take(&mut self.buf));
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))
+    }
+}
+
+/// `GET /containers/{id}/export`: a tar of the container's root filesystem (its overlay
+/// view: image layers plus its own changes), streamed.
+pub fn export(inner: &Arc<Inner>, key: &str) -> ApiResult<api::stream::ByteStream> {
+    let c = lookup(inner, key)?;
+    let rootfs = crate::bundle::dir(&inner.opts.data_root, &c.id).join("rootfs");
+    if !rootfs.join("bin").exists()
+        && std::fs::read_dir(&rootfs)
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(true)
+    {
+        return Err(ApiError::Conflict(format!(
+            "container {} has no mounted root filesystem to export",
+            c.id
+        )));
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    std::thread::spawn(move || {
+        let w = ChannelWriter {
+            tx: tx.clone(),
+            buf: Vec::new(),
+        };
+        match ::image::archive::export(&rootfs, w) {
+            Ok(mut w) => {
+                let _ = w.flush();
+            }
+            Err(e) => {
+                let _ = tx.blocking_send(Err(ApiError::Internal(format!("export: {e}"))));
+            }
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    Ok(Box::pin(stream))
+}

@@ -361,8 +361,8 @@ impl Backend for Daemon {
     async fn container_changes(&self, _id: &str) -> ApiResult<Vec<FilesystemChange>> {
         Err(ApiError::not_implemented("container diff"))
     }
-    async fn container_export(&self, _id: &str) -> ApiResult<ByteStream> {
-        Err(ApiError::not_implemented("container export"))
+    async fn container_export(&self, id: &str) -> ApiResult<ByteStream> {
+        containers::export(&self.inner, id)
     }
     async fn container_archive_stat(&self, _id: &str, _path: &str) -> ApiResult<PathStat> {
         Err(ApiError::not_implemented("container archive (docker cp)"))
