@@ -351,6 +351,26 @@ fn docker_cli_against_berth_daemon() {
             .any(|l| l.trim_start_matches("./") == "bin/busybox"),
         "{names}"
     );
+    // berth's own CLI reaches the daemon for export too (-H like docker's).
+    let tarball2 = sb.dir.join("d1-export-berth.tar");
+    let host = format!("unix://{}", sb.sock().display());
+    let o = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args([
+            "-H",
+            &host,
+            "export",
+            "-o",
+            tarball2.to_str().unwrap(),
+            "d1",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        fs::metadata(&tarball).unwrap().len(),
+        fs::metadata(&tarball2).unwrap().len(),
+        "berth export and docker export give the same archive"
+    );
     let t = sb.ok(&["logs", "-t", "--tail", "1", "d1"]);
     assert!(t.starts_with("20") && t.contains("Z line"), "{t}");
     // -f keeps streaming until killed by timeout

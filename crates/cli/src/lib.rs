@@ -1,6 +1,7 @@
 //! berth's docker-compatible command line: the same verbs, flags, output shapes and exit codes
 //! as the docker CLI, so `alias docker=berth` keeps scripts working.
 
+pub mod containers;
 pub mod format;
 pub mod images;
 pub mod registry_cmds;
@@ -80,6 +81,13 @@ enum Cmd {
     },
     /// Log out from a registry.
     Logout { server: Option<String> },
+    /// Export a container's filesystem as a tar archive (through the daemon).
+    Export {
+        container: String,
+        /// Write to a file, instead of STDOUT.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -281,6 +289,9 @@ fn run(cli: Cli) -> Result<i32> {
             password_stdin,
         } => registry_cmds::login(server.as_deref(), username, password, password_stdin),
         Cmd::Logout { server } => registry_cmds::logout(server.as_deref()),
+        Cmd::Export { container, output } => {
+            containers::export(cli.host.as_deref(), &container, output)
+        }
         Cmd::Images(a)
         | Cmd::Image {
             cmd: ImageCmd::Ls(a),
