@@ -10,11 +10,19 @@
 //!
 //! Chain IDs (OCI image spec): `chainID(L1) = diffID(L1)`,
 //! `chainID(Ln) = sha256(chainID(Ln-1) + " " + diffID(Ln))`.
+//!
+//! Crash safety: a layer is unpacked into `<root>/snapshots/tmp-*`, the filesystem is flushed
+//! (one `syncfs`, not an fsync per file; a background thread writes back while layers unpack
+//! so that little is left for it), and only then is the directory renamed to its chain ID.
+//! A crash before the rename leaves a `tmp-*` directory that [`Snapshotter::open`] removes; a
+//! snapshot that exists is complete on disk.
 
 use std::fs;
 use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
@@ -151,6 +159,54 @@ pub struct Snapshotter {
     dir: PathBuf,
 }
 
+/// A layer unpacked into `tmp`, not yet published.
+struct Pending {
+    tmp: PathBuf,
+    info: SnapshotInfo,
+}
+
+/// How often the [`Flusher`] writes the snapshots' filesystem back while layers unpack.
+const FLUSH_PERIOD: Duration = Duration::from_millis(100);
+
+/// Writes the snapshots' filesystem back (`syncfs`) every [`FLUSH_PERIOD`] from a background
+/// thread while layers are being unpacked, so that the disk works while the CPU unpacks and
+/// the `syncfs` that must precede publishing only has the tail left to write. Failures here
+/// are ignored: that final `syncfs` reports them.
+struct Flusher {
+    stop: mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Flusher {
+    /// Starts flushing the filesystem of `dir`; `None` if that cannot be set up (then only
+    /// the final `syncfs` runs).
+    fn start(dir: &Path) -> Option<Flusher> {
+        let d = fs::File::open(dir).ok()?;
+        let (stop, rx) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("snapshot-flush".into())
+            .spawn(move || {
+                while let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(FLUSH_PERIOD) {
+                    // SAFETY: syncfs on a directory fd this thread owns; no memory is passed.
+                    unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&d)) };
+                }
+            })
+            .ok()?;
+        Some(Flusher { stop, thread })
+    }
+
+    /// Tells the thread to stop; it does once a `syncfs` it may be in returns.
+    fn signal(self) -> std::thread::JoinHandle<()> {
+        let _ = self.stop.send(());
+        self.thread
+    }
+
+    /// Stops the thread and waits for it.
+    fn stop(self) {
+        let _ = self.signal().join();
+    }
+}
+
 const SHORT_LEN: usize = 16;
 
 impl Snapshotter {
@@ -248,29 +304,81 @@ impl Snapshotter {
                 return Err(SnapshotError::Missing(p.clone()));
             }
         }
-        let tmp = self.dir.join(format!("tmp-{}", random_hex(8)?));
-        let res = self.unpack_into(&tmp, parent, &chain, diff_id, blob, open);
-        let info = match res {
-            Ok(i) => i,
+        let flusher = Flusher::start(&self.dir);
+        let pending = match self.unpack_tmp(parent, &chain, diff_id, blob, open) {
+            Ok(p) => p,
             Err(e) => {
-                let _ = fs::remove_dir_all(&tmp);
+                if let Some(f) = flusher {
+                    f.stop();
+                }
                 return Err(e);
             }
         };
-        let dst = self.snapshot_dir(&chain);
-        match fs::rename(&tmp, &dst) {
-            Ok(()) => {}
-            Err(_) if self.exists(&chain) => {
-                // Another unpack of the same layer won the race; its result is identical.
-                let _ = fs::remove_dir_all(&tmp);
-            }
+        if let Err(e) = self.sync(flusher) {
+            let _ = fs::remove_dir_all(&pending.tmp);
+            return Err(e);
+        }
+        self.publish(pending)
+    }
+
+    /// Unpacks a layer into a fresh `tmp-*` directory (removed again on failure). Nothing is
+    /// synced: [`Snapshotter::sync`] must run before [`Snapshotter::publish`].
+    fn unpack_tmp<R: Read>(
+        &self,
+        parent: Option<&Digest>,
+        chain: &Digest,
+        diff_id: &Digest,
+        blob: &Digest,
+        open: impl FnOnce() -> Result<R, SnapshotError>,
+    ) -> Result<Pending, SnapshotError> {
+        let tmp = self.dir.join(format!("tmp-{}", random_hex(8)?));
+        match self.unpack_into(&tmp, parent, chain, diff_id, blob, open) {
+            Ok(info) => Ok(Pending { tmp, info }),
             Err(e) => {
                 let _ = fs::remove_dir_all(&tmp);
+                Err(e)
+            }
+        }
+    }
+
+    /// Flushes the snapshots' filesystem (only that one, not every filesystem of the host), so
+    /// that what was unpacked is on disk before it is published. The `flusher` (writing back
+    /// in the background while layers were unpacked) is stopped first.
+    fn sync(&self, flusher: Option<Flusher>) -> Result<(), SnapshotError> {
+        // The flusher may be in a syncfs right now; ours overlaps with its end.
+        let stopping = flusher.map(Flusher::signal);
+        let synced = fs::File::open(&self.dir)
+            .map_err(io_err("opening", &self.dir))
+            .and_then(|d| {
+                // SAFETY: syncfs on a directory fd we hold open; no memory is passed.
+                if unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&d)) } != 0 {
+                    return Err(io_err("syncing", &self.dir)(io::Error::last_os_error()));
+                }
+                Ok(())
+            });
+        if let Some(t) = stopping {
+            let _ = t.join();
+        }
+        synced
+    }
+
+    /// Renames an unpacked (and synced) layer into place: from here on it exists. If another
+    /// unpack of the same layer won the race, its identical result is kept.
+    fn publish(&self, p: Pending) -> Result<SnapshotInfo, SnapshotError> {
+        let chain = p.info.chain_id.clone();
+        let dst = self.snapshot_dir(&chain);
+        match fs::rename(&p.tmp, &dst) {
+            Ok(()) => {}
+            Err(_) if self.exists(&chain) => {
+                let _ = fs::remove_dir_all(&p.tmp);
+            }
+            Err(e) => {
+                let _ = fs::remove_dir_all(&p.tmp);
                 return Err(io_err("moving snapshot into", &dst)(e));
             }
         }
         self.ensure_short_link(&chain)?;
-        Ok(info)
+        Ok(p.info)
     }
 
     fn unpack_into<R: Read>(
@@ -317,32 +425,95 @@ impl Snapshotter {
         let json = serde_json::to_vec_pretty(&info)
             .map_err(|e| io_err("encoding", &meta)(io::Error::other(e)))?;
         fs::write(&meta, json).map_err(io_err("writing", &meta))?;
-        // Durability: the unpacked files are flushed before the snapshot becomes visible
-        // (syncfs of the snapshots' filesystem only, not every filesystem of the host).
-        let d = fs::File::open(tmp).map_err(io_err("opening", tmp))?;
-        // SAFETY: syncfs on a directory fd we hold open; no memory is passed.
-        if unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&d)) } != 0 {
-            return Err(io_err("syncing", tmp)(io::Error::last_os_error()));
-        }
         Ok(info)
     }
 
     /// Unpacks every layer of an image (bottom first) from the content store, skipping
     /// snapshots that already exist. Returns the snapshots in order.
+    ///
+    /// The missing layers are all unpacked first (into `tmp-*` directories, with the
+    /// filesystem written back in the background meanwhile), then flushed with one `syncfs`,
+    /// then renamed into place bottom first: a crash before the end leaves only `tmp-*`
+    /// directories, which [`Snapshotter::open`] removes, and a published snapshot is always
+    /// complete on disk.
+    ///
+    /// Blobs are read without re-hashing them: each one was verified when it was stored, and
+    /// the unpacked stream must match the diffID the image config (named by its own digest)
+    /// lists, which binds the snapshot's content to the image just as tightly.
     pub fn prepare_layers(
         &self,
         content: &ContentStore,
         layers: &[LayerSource],
     ) -> Result<Vec<SnapshotInfo>, SnapshotError> {
-        let mut out: Vec<SnapshotInfo> = Vec::with_capacity(layers.len());
-        for l in layers {
-            let parent = out.last().map(|i| i.chain_id.clone());
-            let info = self.prepare_layer(parent.as_ref(), &l.diff_id, &l.blob, || {
-                Ok(content.read_verified(&l.blob)?)
-            })?;
-            out.push(info);
+        let diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id.clone()).collect();
+        let chains = chain_ids(&diff_ids);
+        let mut out: Vec<Option<SnapshotInfo>> = Vec::with_capacity(layers.len());
+        let mut pending: Vec<(usize, Pending)> = Vec::new();
+        // Started with the first layer that needs unpacking.
+        let mut flusher: Option<Flusher> = None;
+        let mut unpacking = false;
+        let mut failed = None;
+        for (i, (l, chain)) in layers.iter().zip(chains.iter()).enumerate() {
+            if self.exists(chain) {
+                match self.info(chain) {
+                    Ok(info) => out.push(Some(info)),
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+                continue;
+            }
+            if !unpacking {
+                unpacking = true;
+                flusher = Flusher::start(&self.dir);
+            }
+            let parent = i.checked_sub(1).map(|p| &chains[p]);
+            match self.unpack_tmp(parent, chain, &l.diff_id, &l.blob, || {
+                Ok(content.read(&l.blob)?)
+            }) {
+                Ok(p) => {
+                    pending.push((i, p));
+                    out.push(None);
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
         }
-        Ok(out)
+        let synced = match failed {
+            Some(e) => {
+                if let Some(f) = flusher {
+                    f.stop();
+                }
+                Err(e)
+            }
+            None if unpacking => self.sync(flusher),
+            None => Ok(()),
+        };
+        if let Err(e) = synced {
+            for (_, p) in pending {
+                let _ = fs::remove_dir_all(&p.tmp);
+            }
+            return Err(e);
+        }
+        let mut pending = pending.into_iter();
+        while let Some((i, p)) = pending.next() {
+            match self.publish(p) {
+                Ok(info) => out[i] = Some(info),
+                Err(e) => {
+                    for (_, p) in pending {
+                        let _ = fs::remove_dir_all(&p.tmp);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        out.into_iter()
+            .zip(chains)
+            .map(|(info, chain)| info.ok_or(SnapshotError::Missing(chain)))
+            .collect()
     }
 
     fn short_name(chain: &Digest) -> String {

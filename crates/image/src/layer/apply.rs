@@ -1,18 +1,33 @@
 //! Unpacking one layer tar stream into a directory. Entry paths are cleaned lexically (a
 //! leading `/` is dropped; `..` that would climb above the root refuses the layer); parent
-//! directories are resolved one component at a time from an open fd of the root, with
-//! symlinks resolved inside the root; the final component is created with `*at` calls that
-//! never follow it. Hard links must name a target inside the root; symlink targets that climb
-//! out of the root are refused like Docker does.
+//! directories are resolved inside the root — symlinks are followed with the root as `/` —
+//! and the final component is created with `*at` calls that never follow it. Hard links must
+//! name a target inside the root; symlink targets that climb out of the root are refused like
+//! Docker does.
+//!
+//! Speed: the stream is read and decompressed on the calling thread while another thread
+//! parses the tar and writes the files (chunks pass through a bounded channel), so a layer
+//! takes about max(decompress, write) instead of their sum. Parent directories are opened
+//! once per directory, not once per entry: the open directories of the last parent path are
+//! cached ([`DirCache`]), a miss costs one `openat2(RESOLVE_IN_ROOT)` (component-by-component
+//! [`resolve_dir`] when that fails), and the cache is emptied whenever an entry removes or
+//! replaces anything, so a cached directory is always what resolving its path would give.
+//! Entries are created optimistically (`O_EXCL`, `mkdirat`...), and only an `EEXIST` makes
+//! the unpacker look at, and replace, what is there.
 
+use std::cell::Cell;
 use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::rc::Rc;
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::Arc;
 
+use nix::errno::Errno;
 use nix::fcntl::{openat, AtFlags, OFlag};
 use nix::sys::stat::{
     fchmodat, futimens, makedev, mknodat, utimensat, FchmodatFlags, Mode, SFlag, UtimensatFlags,
@@ -25,7 +40,7 @@ use super::{
     decompress, Compression, LayerError, OVERLAY_OPAQUE_XATTR, WHITEOUT_META_PREFIX,
     WHITEOUT_OPAQUE, WHITEOUT_PREFIX,
 };
-use crate::digest::{Digest, HashingReader};
+use crate::digest::{Algorithm, Digest};
 
 /// How whiteouts are represented in the target directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -74,10 +89,23 @@ fn join_comps(c: &[OsString]) -> Vec<u8> {
     v
 }
 
+/// The xattr holding a directory's default ACL (which decides new entries' modes instead of
+/// the umask).
+const ACL_DEFAULT_XATTR: &str = "system.posix_acl_default";
+/// Bytes of decompressed stream per chunk handed to the unpacking thread.
+const CHUNK: usize = 1 << 20;
+/// Chunks in flight between the threads (besides the one each thread holds).
+const CHUNKS_IN_FLIGHT: usize = 16;
+/// Buffer for copying a regular file's content from the tar stream to the file.
+const COPY_BUF: usize = 256 << 10;
+
 /// Unpacks the layer stream `r` (plain, gzip or zstd tar) into `dest`, which must be an
 /// existing directory. Returns the layer's diffID. On error, `dest` may hold part of the layer
 /// (the caller unpacks into a fresh directory and removes it on failure), but nothing outside
 /// `dest` is ever touched.
+///
+/// `r` is read and decompressed (and the diffID hashed) on the calling thread; the tar is
+/// parsed and written out by a second, scoped thread, which ends before this returns.
 pub fn apply_layer<R: Read>(
     r: R,
     dest: &Path,
@@ -89,40 +117,328 @@ pub fn apply_layer<R: Read>(
         source,
     })?;
     let (compression, stream) = decompress(r)?;
-    let mut hashing = HashingReader::new(stream);
+    let (tx, rx) = mpsc::sync_channel::<Chunk>(CHUNKS_IN_FLIGHT);
+    let (hash_tx, hash_rx) = mpsc::sync_channel::<(Buf, usize)>(CHUNKS_IN_FLIGHT);
+    let (recycle_tx, recycle_rx) = mpsc::channel::<Buf>();
+    let opts = opts.clone();
+    let (produced, hashed, unpacked) = std::thread::scope(|s| {
+        let recycle = recycle_tx.clone();
+        let hasher = std::thread::Builder::new()
+            .name("layer-hash".into())
+            .spawn_scoped(s, move || {
+                let mut h = Algorithm::Sha256.hasher();
+                let mut total = 0u64;
+                for (buf, n) in hash_rx {
+                    h.update(&buf[..n]);
+                    total += n as u64;
+                    let _ = recycle.send(buf);
+                }
+                (h.finish(), total)
+            });
+        let worker = std::thread::Builder::new()
+            .name("layer-unpack".into())
+            .spawn_scoped(s, move || {
+                let reader = ChunkReader {
+                    rx,
+                    recycle: recycle_tx,
+                    cur: None,
+                    len: 0,
+                    pos: 0,
+                    done: false,
+                };
+                unpack(reader, root, opts)
+            });
+        let (hasher, worker) = match (hasher, worker) {
+            (Ok(h), Ok(w)) => (h, w),
+            (Err(e), _) | (_, Err(e)) => {
+                // Whichever thread did start ends when its channel closes on return.
+                let e = io::Error::other(format!("starting a layer unpacking thread: {e}"));
+                return (Produced::Failed(e), None, Ok(0));
+            }
+        };
+        let produced = produce(stream, tx, hash_tx, recycle_rx);
+        let unpacked = match worker.join() {
+            Ok(r) => r,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        let hashed = match hasher.join() {
+            Ok(r) => r,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        (produced, Some(hashed), unpacked)
+    });
+    // A failure to read or decompress the stream explains whatever the unpacker then saw.
+    match produced {
+        Produced::Done => {}
+        Produced::Failed(e) => return Err(LayerError::Tar(e)),
+        Produced::ConsumerGone => {
+            unpacked?;
+            return Err(LayerError::Tar(io::Error::other(
+                "the unpacking thread stopped before the end of the stream",
+            )));
+        }
+    }
+    let unpacked_size = unpacked?;
+    let Some((diff_id, tar_size)) = hashed else {
+        return Err(LayerError::Tar(io::Error::other(
+            "the layer stream was not hashed",
+        )));
+    };
+    Ok(AppliedLayer {
+        diff_id,
+        tar_size,
+        unpacked_size,
+        compression,
+    })
+}
+
+/// A buffer of decompressed stream, shared by the unpacking and the hashing threads.
+type Buf = Arc<Vec<u8>>;
+
+/// A chunk of decompressed stream (a buffer and how much of it is filled), or the error that
+/// ended the stream.
+type Chunk = Result<(Buf, usize), io::Error>;
+
+/// How the producing side ended.
+enum Produced {
+    /// The whole stream was passed on.
+    Done,
+    /// Reading or decompressing failed.
+    Failed(io::Error),
+    /// The unpacking thread hung up (it failed; its error says why).
+    ConsumerGone,
+}
+
+/// A buffer for the next chunk: one both other threads are done with, or a new one.
+fn next_buffer(recycle: &Receiver<Buf>) -> Vec<u8> {
+    // Every buffer comes back twice (once from each thread); the second one is unshared.
+    while let Ok(b) = recycle.try_recv() {
+        if let Ok(v) = Arc::try_unwrap(b) {
+            return v;
+        }
+    }
+    vec![0u8; CHUNK]
+}
+
+/// Reads `stream` to its end in chunks and sends each to the unpacker and the hasher.
+fn produce(
+    mut stream: Box<dyn Read + '_>,
+    tx: SyncSender<Chunk>,
+    hash_tx: SyncSender<(Buf, usize)>,
+    recycle: Receiver<Buf>,
+) -> Produced {
+    loop {
+        let mut buf = next_buffer(&recycle);
+        let mut n = 0;
+        while n < buf.len() {
+            match stream.read(&mut buf[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // The unpacker must not take a truncated stream for a complete one.
+                    let _ = tx.send(Err(io::Error::new(e.kind(), e.to_string())));
+                    return Produced::Failed(e);
+                }
+            }
+        }
+        if n == 0 {
+            return Produced::Done;
+        }
+        let buf = Arc::new(buf);
+        if hash_tx.send((buf.clone(), n)).is_err() || tx.send(Ok((buf, n))).is_err() {
+            return Produced::ConsumerGone;
+        }
+    }
+}
+
+/// The unpacking thread's view of the stream: the chunks from [`produce`], in order. Spent
+/// buffers go back to the producer for reuse.
+struct ChunkReader {
+    rx: Receiver<Chunk>,
+    recycle: Sender<Buf>,
+    cur: Option<Buf>,
+    len: usize,
+    pos: usize,
+    done: bool,
+}
+
+impl ChunkReader {
+    /// Consumes the rest of the stream (after the tar's end-of-archive blocks the producer
+    /// still passes on whatever follows, for the hash); an error if the stream ended with one.
+    fn drain(self) -> io::Result<()> {
+        if self.done {
+            return Ok(());
+        }
+        while let Ok(c) = self.rx.recv() {
+            match c {
+                Ok((buf, _)) => {
+                    let _ = self.recycle.send(buf);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.len {
+            if self.done {
+                return Ok(0);
+            }
+            if let Some(b) = self.cur.take() {
+                let _ = self.recycle.send(b);
+            }
+            match self.rx.recv() {
+                Ok(Ok((buf, n))) => {
+                    self.cur = Some(buf);
+                    self.len = n;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => {
+                    self.done = true;
+                    return Err(e);
+                }
+                Err(_) => {
+                    self.done = true;
+                    return Ok(0);
+                }
+            }
+        }
+        let Some(cur) = &self.cur else {
+            return Ok(0);
+        };
+        let n = out.len().min(self.len - self.pos);
+        out[..n].copy_from_slice(&cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// The unpacking thread: parses the tar from `reader` and writes it under `root`. Returns the
+/// bytes of file content written.
+fn unpack(reader: ChunkReader, root: OwnedFd, opts: ApplyOptions) -> Result<u64, LayerError> {
+    let exact_modes = opts.whiteouts == WhiteoutMode::Overlay
+        && !fsops::has_xattr(root.as_raw_fd(), ACL_DEFAULT_XATTR);
     let mut st = Unpacker {
-        root,
-        opts: opts.clone(),
+        root: Rc::new(Dir::inspect(root)),
+        opts,
+        euid: nix::unistd::geteuid().as_raw(),
+        egid: nix::unistd::getegid().as_raw(),
+        umask: fsops::process_umask(),
+        exact_modes: Cell::new(exact_modes),
         dirs: Vec::new(),
         created: HashSet::new(),
         unpacked: 0,
+        cache: DirCache::default(),
+        buf: Vec::new(),
     };
+    let mut ar = tar::Archive::new(reader);
     {
-        let mut ar = tar::Archive::new(&mut hashing);
         let entries = ar.entries().map_err(LayerError::Tar)?;
         for entry in entries {
             let mut entry = entry.map_err(LayerError::Tar)?;
             st.entry(&mut entry)?;
         }
     }
+    ar.into_inner().drain().map_err(LayerError::Tar)?;
     st.finish_dirs()?;
-    let (diff_id, tar_size) = hashing.finish().map_err(LayerError::Tar)?;
-    Ok(AppliedLayer {
-        diff_id,
-        tar_size,
-        unpacked_size: st.unpacked,
-        compression,
-    })
+    Ok(st.unpacked)
+}
+
+/// An open directory of the tree being unpacked, with what a new entry made in it inherits.
+struct Dir {
+    fd: OwnedFd,
+    /// Whether it has the set-group-ID bit, and its group (a new entry's group is that group
+    /// when the bit is set, else the process' own). `None` when unknown: then the owner of
+    /// every entry made in it is set explicitly.
+    sgid: Cell<Option<(bool, u32)>>,
+}
+
+impl Dir {
+    /// Wraps a directory found by lookup (one `fstat` to learn its set-group-ID bit).
+    fn inspect(fd: OwnedFd) -> Dir {
+        let sgid = nix::sys::stat::fstat(fd.as_raw_fd())
+            .ok()
+            .map(|st| (st.st_mode & libc::S_ISGID != 0, st.st_gid));
+        Dir {
+            fd,
+            sgid: Cell::new(sgid),
+        }
+    }
+}
+
+impl AsRawFd for Dir {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+/// Open directories along one lexical path (the parent of the last entries), so that entries
+/// in the same directory, or in its ancestors, need no lookup. Each one is what resolving that
+/// prefix inside the root gave; the cache is emptied whenever the tree loses or replaces an
+/// entry, the only way a path can come to resolve to something else.
+#[derive(Default)]
+struct DirCache {
+    /// The cached path (cleaned components).
+    path: Vec<OsString>,
+    /// Open directories for prefixes of `path`: (number of components, dir), shortest first.
+    dirs: Vec<(usize, Rc<Dir>)>,
+}
+
+impl DirCache {
+    fn get(&self, comps: &[OsString]) -> Option<Rc<Dir>> {
+        if comps.len() > self.path.len() || self.path[..comps.len()] != *comps {
+            return None;
+        }
+        self.dirs
+            .iter()
+            .rev()
+            .find(|(n, _)| *n == comps.len())
+            .map(|(_, d)| d.clone())
+    }
+
+    fn put(&mut self, comps: &[OsString], dir: Rc<Dir>) {
+        let common = self
+            .path
+            .iter()
+            .zip(comps)
+            .take_while(|(a, b)| a == b)
+            .count();
+        self.dirs.retain(|(n, _)| *n <= common && *n != comps.len());
+        self.path.clear();
+        self.path.extend_from_slice(comps);
+        self.dirs.push((comps.len(), dir));
+    }
+
+    fn clear(&mut self) {
+        self.path.clear();
+        self.dirs.clear();
+    }
 }
 
 struct Unpacker {
-    root: OwnedFd,
+    root: Rc<Dir>,
     opts: ApplyOptions,
+    /// The process' effective uid and gid: the owner new entries get.
+    euid: u32,
+    egid: u32,
+    /// The process' umask, when known.
+    umask: Option<u32>,
+    /// Whether entries may be created with their final permission bits (sparing a chmod):
+    /// not when directories can carry default ACLs (which override the umask), i.e. when the
+    /// root has one, a layer sets one, or lower layers' content is present (Delete mode).
+    exact_modes: Cell<bool>,
     /// Directories whose times are set at the end (children change them while unpacking).
     dirs: Vec<(Vec<OsString>, i64)>,
     /// Paths (cleaned) created by this layer, for opaque directories in Delete mode.
     created: HashSet<Vec<u8>>,
     unpacked: u64,
+    cache: DirCache,
+    /// Copy buffer for file contents (allocated on first use).
+    buf: Vec<u8>,
 }
 
 struct Meta {
@@ -155,13 +471,55 @@ impl Unpacker {
         move |source| LayerError::Io { what, path, source }
     }
 
+    /// The directory `comps` (resolved inside the root; with `create`, missing directories are
+    /// made): from the cache, else one `openat2`, else component by component.
+    fn lookup(&mut self, comps: &[OsString], create: bool) -> Result<Rc<Dir>, ResolveError> {
+        if comps.is_empty() {
+            return Ok(self.root.clone());
+        }
+        if let Some(d) = self.cache.get(comps) {
+            return Ok(d);
+        }
+        let fd = match fsops::open_dir_in_root(self.root.as_raw_fd(), comps) {
+            Some(fd) => fd,
+            None => resolve_dir(&self.root.fd, comps, create)?,
+        };
+        let d = Rc::new(Dir::inspect(fd));
+        self.cache.put(comps, d.clone());
+        Ok(d)
+    }
+
+    /// Whether an entry created now in `dir` already has the owner `m` asks for.
+    fn owner_matches(&self, dir: &Dir, m: &Meta) -> bool {
+        m.uid == self.euid
+            && match dir.sgid.get() {
+                Some((true, gid)) => gid == m.gid,
+                Some((false, _)) => self.egid == m.gid,
+                None => false,
+            }
+    }
+
+    /// The mode to create an entry with in `dir` so that it needs no chmod afterwards, if
+    /// there is one: plain permission bits the umask leaves alone (and, for a directory, a
+    /// parent without the set-group-ID bit, which new directories would inherit).
+    fn exact_mode(&self, dir: &Dir, m: &Meta, is_dir: bool) -> Option<u32> {
+        let umask = self.umask?;
+        if !self.exact_modes.get() || m.mode & 0o7000 != 0 || m.mode & umask != 0 {
+            return None;
+        }
+        if is_dir && !matches!(dir.sgid.get(), Some((false, _))) {
+            return None;
+        }
+        Some(m.mode)
+    }
+
     fn resolve(
-        &self,
+        &mut self,
         path: &[u8],
         parent: &[OsString],
         create: bool,
-    ) -> Result<OwnedFd, LayerError> {
-        resolve_dir(&self.root, parent, create).map_err(|e| match e {
+    ) -> Result<Rc<Dir>, LayerError> {
+        self.lookup(parent, create).map_err(|e| match e {
             ResolveError::Io(source) => LayerError::Io {
                 what: "resolving the parent directory of",
                 path: lossy(path),
@@ -173,6 +531,32 @@ impl Unpacker {
                 source: io::Error::other(other.to_string()),
             },
         })
+    }
+
+    /// Removes `name` in `dir` (recursively), forgetting every cached directory first: what a
+    /// path resolves to may change.
+    fn remove(&mut self, dir: RawFd, name: &OsStr, raw: &[u8]) -> Result<(), LayerError> {
+        self.cache.clear();
+        fsops::remove_all_at(dir, name).map_err(self.io("replacing", raw))
+    }
+
+    /// Runs `create` (an `*at` call making `name` in `dir`); if `name` already exists, removes
+    /// it and runs `create` again.
+    fn create_replacing<T>(
+        &mut self,
+        dir: RawFd,
+        name: &OsStr,
+        raw: &[u8],
+        what: &'static str,
+        mut create: impl FnMut() -> nix::Result<T>,
+    ) -> Result<T, LayerError> {
+        match create() {
+            Ok(v) => return Ok(v),
+            Err(Errno::EEXIST) => {}
+            Err(e) => return Err(self.io(what, raw)(e.into())),
+        }
+        self.remove(dir, name, raw)?;
+        create().map_err(|e| self.io(what, raw)(e.into()))
     }
 
     fn entry<R: Read>(&mut self, e: &mut tar::Entry<'_, R>) -> Result<(), LayerError> {
@@ -190,8 +574,10 @@ impl Unpacker {
         let Some((name, parent)) = comps.split_last() else {
             // The root itself ("./"): only its metadata.
             if et.is_dir() {
-                let fd = self.root.try_clone().map_err(self.io("opening", &raw))?;
-                self.set_fd_meta(fd.as_raw_fd(), &meta, &raw, true)?;
+                let root = self.root.clone();
+                self.set_fd_meta(root.as_raw_fd(), &meta, &raw, true, true)?;
+                root.sgid
+                    .set(Some((meta.mode & libc::S_ISGID != 0, meta.gid)));
                 self.dirs.push((Vec::new(), meta.mtime));
             }
             return Ok(());
@@ -204,49 +590,69 @@ impl Unpacker {
 
         let pdir = self.resolve(&raw, parent, true)?;
         let pfd = pdir.as_raw_fd();
-        if let Some(existing) = lstat_at(pfd, name).map_err(self.io("inspecting", &raw))? {
-            if !(kind(&existing) == SFlag::S_IFDIR && et.is_dir()) {
-                fsops::remove_all_at(pfd, name).map_err(self.io("replacing", &raw))?;
-            }
-        }
 
         use tar::EntryType as T;
         match et {
             T::Regular | T::Continuous | T::GNUSparse => {
-                let fd = openat(
-                    Some(pfd),
-                    name.as_os_str(),
-                    OFlag::O_CREAT
-                        | OFlag::O_EXCL
-                        | OFlag::O_WRONLY
-                        | OFlag::O_NOFOLLOW
-                        | OFlag::O_CLOEXEC,
-                    Mode::from_bits_truncate(0o600),
-                )
-                .map_err(|e| self.io("creating", &raw)(e.into()))?;
+                let exact = self.exact_mode(&pdir, &meta, false);
+                let chown = !self.owner_matches(&pdir, &meta);
+                let fd = self.create_replacing(pfd, name, &raw, "creating", || {
+                    openat(
+                        Some(pfd),
+                        name.as_os_str(),
+                        OFlag::O_CREAT
+                            | OFlag::O_EXCL
+                            | OFlag::O_WRONLY
+                            | OFlag::O_NOFOLLOW
+                            | OFlag::O_CLOEXEC,
+                        Mode::from_bits_truncate(exact.unwrap_or(0o600)),
+                    )
+                })?;
                 let mut f = File::from(fsops::owned(fd));
-                let n = io::copy(e, &mut f).map_err(LayerError::Tar)?;
+                let n = self.copy_content(e, &mut f, &raw)?;
                 self.unpacked += n;
-                self.set_fd_meta(f.as_raw_fd(), &meta, &raw, false)?;
+                self.set_fd_meta(f.as_raw_fd(), &meta, &raw, chown, exact.is_none())?;
                 futimens(f.as_raw_fd(), &ts(meta.mtime), &ts(meta.mtime))
                     .map_err(|e| self.io("setting times of", &raw)(e.into()))?;
             }
             T::Directory => {
-                if lstat_at(pfd, name)
-                    .map_err(self.io("inspecting", &raw))?
-                    .is_none()
-                {
+                let exact = self.exact_mode(&pdir, &meta, true);
+                let owner_ok = self.owner_matches(&pdir, &meta);
+                let mkdir = || {
                     nix::sys::stat::mkdirat(
                         Some(pfd),
                         name.as_os_str(),
-                        Mode::from_bits_truncate(0o700),
+                        Mode::from_bits_truncate(exact.unwrap_or(0o700)),
                     )
-                    .map_err(|e| self.io("creating directory", &raw)(e.into()))?;
-                }
+                };
+                // Whether the directory is new (else its owner and mode are unknown).
+                let fresh = match mkdir() {
+                    Ok(()) => true,
+                    Err(Errno::EEXIST) => {
+                        // An existing directory is kept (its metadata is updated); anything
+                        // else there is replaced.
+                        let existing = lstat_at(pfd, name).map_err(self.io("inspecting", &raw))?;
+                        if matches!(&existing, Some(st) if kind(st) == SFlag::S_IFDIR) {
+                            false
+                        } else {
+                            self.create_replacing(pfd, name, &raw, "creating directory", mkdir)?;
+                            true
+                        }
+                    }
+                    Err(e) => return Err(self.io("creating directory", &raw)(e.into())),
+                };
                 let d =
                     fsops::open_subdir(pfd, name).map_err(self.io("opening directory", &raw))?;
-                self.set_fd_meta(d.as_raw_fd(), &meta, &raw, true)?;
+                let chown = !(fresh && owner_ok);
+                let chmod = !(fresh && exact.is_some());
+                self.set_fd_meta(d.as_raw_fd(), &meta, &raw, chown, chmod)?;
                 self.dirs.push((comps.clone(), meta.mtime));
+                // Its entries usually come next.
+                let d = Dir {
+                    fd: d,
+                    sgid: Cell::new(Some((meta.mode & libc::S_ISGID != 0, meta.gid))),
+                };
+                self.cache.put(&comps, Rc::new(d));
             }
             T::Symlink => {
                 let target = e
@@ -273,9 +679,11 @@ impl Unpacker {
                         ),
                     });
                 }
-                symlinkat(OsStr::from_bytes(&target), Some(pfd), name.as_os_str())
-                    .map_err(|e| self.io("creating symlink", &raw)(e.into()))?;
-                self.set_at_meta(pfd, name, &meta, &raw, false)?;
+                self.create_replacing(pfd, name, &raw, "creating symlink", || {
+                    symlinkat(OsStr::from_bytes(&target), Some(pfd), name.as_os_str())
+                })?;
+                let chown = !self.owner_matches(&pdir, &meta);
+                self.set_at_meta(pfd, name, &meta, &raw, chown, false)?;
             }
             T::Link => {
                 let target = e
@@ -293,7 +701,8 @@ impl Unpacker {
                     });
                 };
                 let tdir = self.resolve(&target, tparent, false)?;
-                match lstat_at(tdir.as_raw_fd(), tname).map_err(self.io("inspecting", &target))? {
+                let tfd = tdir.as_raw_fd();
+                match lstat_at(tfd, tname).map_err(self.io("inspecting", &target))? {
                     None => {
                         return Err(LayerError::Io {
                             what: "hard linking to missing target",
@@ -309,14 +718,15 @@ impl Unpacker {
                     }
                     Some(_) => {}
                 }
-                linkat(
-                    Some(tdir.as_raw_fd()),
-                    tname.as_os_str(),
-                    Some(pfd),
-                    name.as_os_str(),
-                    AtFlags::empty(),
-                )
-                .map_err(|e| self.io("creating hard link", &raw)(e.into()))?;
+                self.create_replacing(pfd, name, &raw, "creating hard link", || {
+                    linkat(
+                        Some(tfd),
+                        tname.as_os_str(),
+                        Some(pfd),
+                        name.as_os_str(),
+                        AtFlags::empty(),
+                    )
+                })?;
             }
             T::Char | T::Block | T::Fifo => {
                 let (k, dev) = match et {
@@ -332,15 +742,16 @@ impl Unpacker {
                     }
                     _ => (SFlag::S_IFIFO, 0),
                 };
-                mknodat(
-                    Some(pfd),
-                    name.as_os_str(),
-                    k,
-                    Mode::from_bits_truncate(0o600),
-                    dev,
-                )
-                .map_err(|e| self.io("creating device node", &raw)(e.into()))?;
-                self.set_at_meta(pfd, name, &meta, &raw, true)?;
+                self.create_replacing(pfd, name, &raw, "creating device node", || {
+                    mknodat(
+                        Some(pfd),
+                        name.as_os_str(),
+                        k,
+                        Mode::from_bits_truncate(0o600),
+                        dev,
+                    )
+                })?;
+                self.set_at_meta(pfd, name, &meta, &raw, true, true)?;
             }
             other => {
                 return Err(LayerError::Unsupported {
@@ -349,8 +760,43 @@ impl Unpacker {
                 })
             }
         }
-        self.created.insert(join_comps(&comps));
+        if self.opts.whiteouts == WhiteoutMode::Delete {
+            self.created.insert(join_comps(&comps));
+        }
         Ok(())
+    }
+
+    /// Copies the entry's content into `f` in large writes; returns the bytes copied.
+    fn copy_content(
+        &mut self,
+        r: &mut impl Read,
+        f: &mut File,
+        raw: &[u8],
+    ) -> Result<u64, LayerError> {
+        if self.buf.is_empty() {
+            self.buf = vec![0u8; COPY_BUF];
+        }
+        let mut total = 0u64;
+        loop {
+            let mut n = 0;
+            while n < self.buf.len() {
+                match r.read(&mut self.buf[n..]) {
+                    Ok(0) => break,
+                    Ok(k) => n += k,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(LayerError::Tar(e)),
+                }
+            }
+            if n == 0 {
+                return Ok(total);
+            }
+            f.write_all(&self.buf[..n])
+                .map_err(self.io("writing", raw))?;
+            total += n as u64;
+            if n < self.buf.len() {
+                return Ok(total);
+            }
+        }
     }
 
     fn meta<R: Read>(&self, e: &mut tar::Entry<'_, R>, raw: &[u8]) -> Result<Meta, LayerError> {
@@ -387,6 +833,10 @@ impl Unpacker {
                     if name.starts_with("trusted.overlay.") || name.is_empty() {
                         continue;
                     }
+                    if name == ACL_DEFAULT_XATTR {
+                        // Entries made below this directory get their modes from the ACL.
+                        self.exact_modes.set(false);
+                    }
                     xattrs.push((name.to_string(), ext.value_bytes().to_vec()));
                 }
             }
@@ -401,19 +851,32 @@ impl Unpacker {
     }
 
     /// Ownership, mode and xattrs on an open file or directory.
-    fn set_fd_meta(&self, fd: RawFd, m: &Meta, raw: &[u8], _dir: bool) -> Result<(), LayerError> {
-        fchownat(
-            Some(fd),
-            "",
-            Some(Uid::from_raw(m.uid)),
-            Some(Gid::from_raw(m.gid)),
-            AtFlags::AT_EMPTY_PATH,
-        )
-        .map_err(|e| self.io("changing owner of", raw)(e.into()))?;
-        // SAFETY: fchmod on an fd we own; no memory is passed.
-        let r = unsafe { libc::fchmod(fd, m.mode as libc::mode_t) };
-        if r != 0 {
-            return Err(self.io("changing mode of", raw)(io::Error::last_os_error()));
+    /// `chown` and `chmod` may be false only when the entry was just created with the owner
+    /// and mode `m` asks for.
+    fn set_fd_meta(
+        &self,
+        fd: RawFd,
+        m: &Meta,
+        raw: &[u8],
+        chown: bool,
+        chmod: bool,
+    ) -> Result<(), LayerError> {
+        if chown {
+            fchownat(
+                Some(fd),
+                "",
+                Some(Uid::from_raw(m.uid)),
+                Some(Gid::from_raw(m.gid)),
+                AtFlags::AT_EMPTY_PATH,
+            )
+            .map_err(|e| self.io("changing owner of", raw)(e.into()))?;
+        }
+        if chmod {
+            // SAFETY: fchmod on an fd we own; no memory is passed.
+            let r = unsafe { libc::fchmod(fd, m.mode as libc::mode_t) };
+            if r != 0 {
+                return Err(self.io("changing mode of", raw)(io::Error::last_os_error()));
+            }
         }
         for (k, v) in &m.xattrs {
             if let Err(e) = fsops::fsetxattr(fd, k, v) {
@@ -432,16 +895,19 @@ impl Unpacker {
         name: &OsStr,
         m: &Meta,
         raw: &[u8],
+        chown: bool,
         chmod: bool,
     ) -> Result<(), LayerError> {
-        fchownat(
-            Some(dir),
-            name,
-            Some(Uid::from_raw(m.uid)),
-            Some(Gid::from_raw(m.gid)),
-            AtFlags::AT_SYMLINK_NOFOLLOW,
-        )
-        .map_err(|e| self.io("changing owner of", raw)(e.into()))?;
+        if chown {
+            fchownat(
+                Some(dir),
+                name,
+                Some(Uid::from_raw(m.uid)),
+                Some(Gid::from_raw(m.gid)),
+                AtFlags::AT_SYMLINK_NOFOLLOW,
+            )
+            .map_err(|e| self.io("changing owner of", raw)(e.into()))?;
+        }
         if chmod {
             // The node was created by us just now and is not a symlink.
             fchmodat(
@@ -486,13 +952,14 @@ impl Unpacker {
                         .map_err(self.io("marking opaque", raw))?;
                 }
                 WhiteoutMode::Delete => {
-                    let d = match resolve_dir(&self.root, parent, false) {
+                    let d = match self.lookup(parent, false) {
                         Ok(d) => d,
                         Err(ResolveError::Io(e)) if e.kind() == io::ErrorKind::NotFound => {
                             return Ok(())
                         }
                         Err(_) => self.resolve(raw, parent, false)?,
                     };
+                    self.cache.clear();
                     let prefix = join_comps(parent);
                     let created = &self.created;
                     let keep = |child: &OsStr| {
@@ -523,7 +990,7 @@ impl Unpacker {
         match self.opts.whiteouts {
             WhiteoutMode::Overlay => {
                 let d = self.resolve(raw, parent, true)?;
-                fsops::remove_all_at(d.as_raw_fd(), target).map_err(self.io("replacing", raw))?;
+                self.remove(d.as_raw_fd(), target, raw)?;
                 mknodat(
                     Some(d.as_raw_fd()),
                     target,
@@ -541,8 +1008,9 @@ impl Unpacker {
                 )
                 .map_err(|e| self.io("changing owner of", raw)(e.into()))?;
             }
-            WhiteoutMode::Delete => match resolve_dir(&self.root, parent, false) {
+            WhiteoutMode::Delete => match self.lookup(parent, false) {
                 Ok(d) => {
+                    self.cache.clear();
                     fsops::remove_all_at(d.as_raw_fd(), target)
                         .map_err(self.io("removing whited-out", raw))?;
                 }
@@ -557,12 +1025,16 @@ impl Unpacker {
     }
 
     fn finish_dirs(&mut self) -> Result<(), LayerError> {
+        self.cache.clear();
         for (comps, mtime) in std::mem::take(&mut self.dirs) {
             let raw = join_comps(&comps);
-            let d = match resolve_dir(&self.root, &comps, false) {
-                Ok(d) => d,
-                // Removed or replaced by a later entry of the same layer.
-                Err(_) => continue,
+            let d = match fsops::open_dir_in_root(self.root.as_raw_fd(), &comps) {
+                Some(d) => d,
+                None => match resolve_dir(&self.root.fd, &comps, false) {
+                    Ok(d) => d,
+                    // Removed or replaced by a later entry of the same layer.
+                    Err(_) => continue,
+                },
             };
             futimens(d.as_raw_fd(), &ts(mtime), &ts(mtime))
                 .map_err(|e| self.io("setting times of", &raw)(e.into()))?;

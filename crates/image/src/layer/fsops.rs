@@ -9,9 +9,10 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::errno::Errno;
-use nix::fcntl::{openat, readlinkat, AtFlags, OFlag};
+use nix::fcntl::{openat, openat2, readlinkat, AtFlags, OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::{fstatat, mkdirat, FileStat, Mode, SFlag};
 use nix::unistd::{unlinkat, UnlinkatFlags};
 
@@ -176,6 +177,42 @@ pub fn resolve_dir(
     }
 }
 
+/// Set once `openat2` turned out to be unusable here (an old kernel, or a seccomp filter that
+/// refuses it), so [`open_dir_in_root`] stops trying.
+static OPENAT2_UNUSABLE: AtomicBool = AtomicBool::new(false);
+
+/// Opens the directory `comps` inside `root` with one `openat2(RESOLVE_IN_ROOT |
+/// RESOLVE_NO_MAGICLINKS)` call: the kernel resolves symlinks with `root` as `/` and never lets
+/// `..` climb above it — the rules of [`resolve_dir`], without creating anything. `None` when
+/// that did not work for any reason (missing component, not a directory, a kernel without
+/// openat2...): the caller then falls back to [`resolve_dir`], which gives the precise error.
+pub fn open_dir_in_root(root: RawFd, comps: &[OsString]) -> Option<OwnedFd> {
+    if OPENAT2_UNUSABLE.load(Ordering::Relaxed) {
+        return None;
+    }
+    let mut path = Vec::with_capacity(comps.iter().map(|c| c.len() + 1).sum());
+    for (i, c) in comps.iter().enumerate() {
+        if i > 0 {
+            path.push(b'/');
+        }
+        path.extend_from_slice(c.as_bytes());
+    }
+    if path.is_empty() {
+        path.push(b'.');
+    }
+    let how = OpenHow::new()
+        .flags(OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    match openat2(root, OsStr::from_bytes(&path), how) {
+        Ok(fd) => Some(owned(fd)),
+        Err(Errno::ENOSYS) | Err(Errno::EPERM) | Err(Errno::E2BIG) | Err(Errno::EINVAL) => {
+            OPENAT2_UNUSABLE.store(true, Ordering::Relaxed);
+            None
+        }
+        Err(_) => None,
+    }
+}
+
 /// Removes `name` in `dir` (recursively if it is a directory, never following symlinks).
 /// Not an error if it does not exist.
 pub fn remove_all_at(dir: RawFd, name: &OsStr) -> io::Result<()> {
@@ -261,6 +298,25 @@ pub fn fsetxattr(fd: RawFd, key: &str, value: &[u8]) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Whether the open file `fd` has the extended attribute `key`.
+pub fn has_xattr(fd: RawFd, key: &str) -> bool {
+    let Ok(k) = CString::new(key) else {
+        return false;
+    };
+    // SAFETY: `k` is a valid C string; a zero size asks for the value's length only, so no
+    // buffer is written.
+    let r = unsafe { libc::fgetxattr(fd, k.as_ptr(), std::ptr::null_mut(), 0) };
+    r >= 0
+}
+
+/// The process' umask, read from `/proc/self/status` (calling umask(2) would change it for
+/// every thread for a moment); `None` if it cannot be read.
+pub fn process_umask() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("Umask:"))?;
+    u32::from_str_radix(line["Umask:".len()..].trim(), 8).ok()
 }
 
 /// Lists the extended attribute names of `path` (not following it).

@@ -605,3 +605,197 @@ fn garbage_and_unsupported_input() {
     assert!(sb.apply(&z[..z.len() / 2], WhiteoutMode::Overlay).is_err());
     sb.assert_outside_untouched();
 }
+
+// ---- the pipelined unpacker and its shortcuts --------------------------------------------
+
+/// Deterministic, poorly compressible bytes.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+#[test]
+fn large_layers_cross_chunk_boundaries() {
+    // Files larger than the chunks passed between the threads, and many small ones between
+    // them, so headers and contents straddle chunk boundaries.
+    let mut t = Tb::new();
+    let mut want = Vec::new();
+    for i in 0..4u64 {
+        let big = noise((3 << 20) + 1234 * i as usize, i);
+        let p = format!("big/{i}");
+        t.file(&p, &big);
+        want.push((p, big));
+        for j in 0..300u64 {
+            let small = noise((j * 37 % 2000) as usize, i * 1000 + j);
+            let p = format!("small/{i}/{j}");
+            t.file(&p, &small);
+            want.push((p, small));
+        }
+    }
+    let tar = t.finish();
+    for c in [Compression::None, Compression::Gzip, Compression::Zstd] {
+        let sb = Sandbox::new();
+        let mut comp = Compressor::new(Vec::new(), c).unwrap();
+        comp.write_all(&tar).unwrap();
+        let z = comp.finish().unwrap();
+        let a = sb.apply(&z, WhiteoutMode::Overlay).unwrap();
+        assert_eq!(a.diff_id, Digest::sha256(&tar), "{c:?}");
+        assert_eq!(a.tar_size, tar.len() as u64);
+        for (p, data) in &want {
+            assert_eq!(&fs::read(sb.root.join(p)).unwrap(), data, "{p} ({c:?})");
+        }
+        sb.assert_outside_untouched();
+    }
+}
+
+#[test]
+fn early_refusal_with_more_stream_behind_it() {
+    // The unpacking thread stops at the first entry while megabytes are still coming: the
+    // error is the refusal, and nothing hangs.
+    let sb = Sandbox::new();
+    let mut t = Tb::new();
+    t.raw(b"../../secret", EntryType::Regular, None, b"x", 0o644, 0, 0);
+    t.file("after", &noise(8 << 20, 7));
+    let err = sb.apply(&t.finish(), WhiteoutMode::Overlay).unwrap_err();
+    assert!(matches!(err, LayerError::Breakout { .. }), "{err}");
+    sb.assert_outside_untouched();
+}
+
+/// Yields `data`, then fails instead of reporting the end (like a blob whose digest turns
+/// out wrong once it has been read to the end).
+struct FailAtEnd<'a> {
+    data: &'a [u8],
+}
+
+impl std::io::Read for FailAtEnd<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.data.is_empty() {
+            return Err(std::io::Error::other("digest mismatch"));
+        }
+        let n = buf.len().min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
+#[test]
+fn stream_errors_after_the_tar_fail_the_layer() {
+    let sb = Sandbox::new();
+    let mut t = Tb::new();
+    t.file("f", &noise(3 << 20, 1));
+    let tar = t.finish();
+    let err =
+        apply_layer(FailAtEnd { data: &tar }, &sb.root, &ApplyOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("digest mismatch"), "{err}");
+    // Also when it fails in the middle of an entry.
+    let sb = Sandbox::new();
+    let err = apply_layer(
+        FailAtEnd {
+            data: &tar[..tar.len() / 2],
+        },
+        &sb.root,
+        &ApplyOptions::default(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("digest mismatch"), "{err}");
+}
+
+/// A tar of (path, type, mode, gid, symlink target) entries, all of uid 0 and empty.
+fn owned_entries(entries: &[(&str, EntryType, u32, u64, Option<&str>)]) -> Vec<u8> {
+    let mut b = Builder::new(Vec::new());
+    for (path, kind, mode, gid, link) in entries {
+        let mut h = Header::new_gnu();
+        h.set_path(path).unwrap();
+        h.set_entry_type(*kind);
+        h.set_mode(*mode);
+        h.set_uid(0);
+        h.set_gid(*gid);
+        h.set_mtime(1_000_000);
+        h.set_size(0);
+        if let Some(l) = link {
+            h.set_link_name(l).unwrap();
+        }
+        h.set_cksum();
+        b.append(&h, &b""[..]).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+#[test]
+fn owners_and_modes_survive_setgid_dirs_and_umask() {
+    use EntryType::{Directory as D, Regular as F, Symlink as L};
+    let sb = Sandbox::new();
+    let tar = owned_entries(&[
+        // A set-group-ID directory of group 50: entries made in it inherit group 50 (and
+        // subdirectories the bit), so their owner and mode must still be set explicitly.
+        ("h/", D, 0o2775, 50, None),
+        ("h/f", F, 0o644, 0, None),
+        ("h/same", F, 0o644, 50, None),
+        ("h/sub/", D, 0o755, 0, None),
+        ("h/l", L, 0o777, 0, Some("f")),
+        // The same directory again, now of group 0: still set-group-ID.
+        ("g/", D, 0o2775, 50, None),
+        ("g/", D, 0o2775, 0, None),
+        ("g/f", F, 0o644, 0, None),
+        ("g/sub/", D, 0o755, 0, None),
+        // Modes the usual umask would cut, and special bits.
+        ("w/", D, 0o777, 0, None),
+        ("w/f", F, 0o666, 0, None),
+        ("x", F, 0o000, 0, None),
+        ("sticky/", D, 0o1777, 0, None),
+        ("suid", F, 0o4755, 0, None),
+    ]);
+    sb.apply(&tar, WhiteoutMode::Overlay).unwrap();
+    let m = |p: &str| {
+        let m = fs::symlink_metadata(sb.root.join(p)).unwrap();
+        (m.gid(), m.mode() & 0o7777)
+    };
+    assert_eq!(m("h"), (50, 0o2775));
+    assert_eq!(m("h/f"), (0, 0o644));
+    assert_eq!(m("h/same"), (50, 0o644));
+    assert_eq!(m("h/sub"), (0, 0o755));
+    assert_eq!(m("h/l").0, 0);
+    assert_eq!(m("g"), (0, 0o2775));
+    assert_eq!(m("g/f"), (0, 0o644));
+    assert_eq!(m("g/sub"), (0, 0o755));
+    assert_eq!(m("w"), (0, 0o777));
+    assert_eq!(m("w/f"), (0, 0o666));
+    assert_eq!(m("x"), (0, 0o000));
+    assert_eq!(m("sticky"), (0, 0o1777));
+    assert_eq!(m("suid"), (0, 0o4755));
+}
+
+#[test]
+fn default_acls_do_not_change_modes() {
+    // A directory with a default ACL granting its owner only: entries created in it would get
+    // at most rwx------ whatever mode they are created with.
+    let mut acl = Vec::new();
+    acl.extend_from_slice(&2u32.to_le_bytes()); // POSIX_ACL_XATTR_VERSION
+    for (tag, perm) in [(0x01u16, 7u16), (0x04, 0), (0x20, 0)] {
+        // ACL_USER_OBJ rwx, ACL_GROUP_OBJ ---, ACL_OTHER ---
+        acl.extend_from_slice(&tag.to_le_bytes());
+        acl.extend_from_slice(&perm.to_le_bytes());
+        acl.extend_from_slice(&u32::MAX.to_le_bytes());
+    }
+    let sb = Sandbox::new();
+    let mut t = Tb::new();
+    t.pax(&[("SCHILY.xattr.system.posix_acl_default", acl.as_slice())]);
+    t.dir("acl/");
+    t.file("acl/f", b"f");
+    t.dir("acl/d/");
+    sb.apply(&t.finish(), WhiteoutMode::Overlay).unwrap();
+    let supported = fsops::lgetxattr(&sb.root.join("acl"), "system.posix_acl_default")
+        .unwrap()
+        .is_some();
+    let m = |p: &str| fs::symlink_metadata(sb.root.join(p)).unwrap().mode() & 0o7777;
+    assert_eq!(m("acl/f"), 0o644, "ACLs supported here: {supported}");
+    assert_eq!(m("acl/d"), 0o755, "ACLs supported here: {supported}");
+}
