@@ -163,6 +163,35 @@ pub struct Snapshotter {
 struct Pending {
     tmp: PathBuf,
     info: SnapshotInfo,
+    /// The lock on `tmp` (released once it is renamed into place or removed).
+    _lock: fs::File,
+}
+
+/// How long a `tmp-*` directory must have been left unchanged before [`Snapshotter::open`]
+/// may remove it (when nobody holds it locked).
+const TMP_MIN_AGE: Duration = Duration::from_secs(10);
+
+/// Opens the directory `path` and takes an exclusive `flock` on it, waiting for it when
+/// `wait`; `None` when it is locked and `wait` is false. The lock lasts as long as the file.
+fn lock_dir(path: &Path, wait: bool) -> io::Result<Option<fs::File>> {
+    let f = fs::File::open(path)?;
+    let op = if wait {
+        libc::LOCK_EX
+    } else {
+        libc::LOCK_EX | libc::LOCK_NB
+    };
+    loop {
+        // SAFETY: flock on a file we hold open; no memory is passed.
+        if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), op) } == 0 {
+            return Ok(Some(f));
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EWOULDBLOCK) if !wait => return Ok(None),
+            _ => return Err(e),
+        }
+    }
 }
 
 /// How often the [`Flusher`] writes the snapshots' filesystem back while layers unpack.
@@ -217,15 +246,39 @@ impl Snapshotter {
             fs::create_dir_all(&d).map_err(io_err("creating", &d))?;
         }
         let s = Snapshotter { dir };
-        s.clean_tmp()?;
+        s.clean_tmp(TMP_MIN_AGE)?;
         Ok(s)
     }
 
-    fn clean_tmp(&self) -> Result<(), SnapshotError> {
+    /// Removes `tmp-*` directories left by interrupted unpacks or removals: those no process
+    /// holds locked (a running unpack or removal does, see [`lock_dir`]) and that have not
+    /// changed for `min_age` (which covers the moment between making one and locking it).
+    fn clean_tmp(&self, min_age: Duration) -> Result<(), SnapshotError> {
         let rd = fs::read_dir(&self.dir).map_err(io_err("listing", &self.dir))?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         for ent in rd.flatten() {
-            if ent.file_name().to_string_lossy().starts_with("tmp-") {
-                let _ = fs::remove_dir_all(ent.path());
+            if !ent.file_name().to_string_lossy().starts_with("tmp-") {
+                continue;
+            }
+            let path = ent.path();
+            let Ok(m) = fs::symlink_metadata(&path) else {
+                continue;
+            };
+            let changed = Duration::new(
+                m.ctime().max(0) as u64,
+                m.ctime_nsec().clamp(0, 999_999_999) as u32,
+            );
+            if now.saturating_sub(changed) < min_age {
+                continue;
+            }
+            if m.is_dir() {
+                if let Ok(Some(_lock)) = lock_dir(&path, false) {
+                    let _ = fs::remove_dir_all(&path);
+                }
+            } else {
+                let _ = fs::remove_file(&path);
             }
         }
         Ok(())
@@ -332,8 +385,24 @@ impl Snapshotter {
         open: impl FnOnce() -> Result<R, SnapshotError>,
     ) -> Result<Pending, SnapshotError> {
         let tmp = self.dir.join(format!("tmp-{}", random_hex(8)?));
+        fs::create_dir(&tmp).map_err(io_err("creating", &tmp))?;
+        // Locked while in use, so that another berth process opening the snapshots does not
+        // take it for a leftover.
+        let locked = lock_dir(&tmp, true)
+            .and_then(|l| l.ok_or_else(|| io::Error::from(io::ErrorKind::WouldBlock)));
+        let lock = match locked {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = fs::remove_dir_all(&tmp);
+                return Err(io_err("locking", &tmp)(e));
+            }
+        };
         match self.unpack_into(&tmp, parent, chain, diff_id, blob, open) {
-            Ok(info) => Ok(Pending { tmp, info }),
+            Ok(info) => Ok(Pending {
+                tmp,
+                info,
+                _lock: lock,
+            }),
             Err(e) => {
                 let _ = fs::remove_dir_all(&tmp);
                 Err(e)
@@ -549,6 +618,8 @@ impl Snapshotter {
         // Rename first so a half-removed snapshot never looks complete.
         let tmp = self.dir.join(format!("tmp-{}", random_hex(8)?));
         fs::rename(&d, &tmp).map_err(io_err("removing", &d))?;
+        // Locked (like an unpack's) so that another process does not remove it at the same time.
+        let _lock = lock_dir(&tmp, true);
         fs::remove_dir_all(&tmp).map_err(io_err("removing", &tmp))
     }
 
@@ -854,6 +925,58 @@ mod tests {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         assert!(names.iter().all(|n| !n.starts_with("tmp-")), "{names:?}");
+    }
+
+    #[test]
+    fn leftovers_are_removed_but_not_unpacks_in_progress() {
+        let t = tempfile::tempdir().unwrap();
+        let sn = Snapshotter::open(t.path()).unwrap();
+        let busy = sn.dir().join("tmp-busy");
+        let stale = sn.dir().join("tmp-stale");
+        fs::create_dir_all(busy.join("fs")).unwrap();
+        fs::create_dir_all(stale.join("fs/x")).unwrap();
+        let lock = lock_dir(&busy, true).unwrap().unwrap();
+        // Fresh leftovers are kept for a while (they may be about to be locked)...
+        Snapshotter::open(t.path()).unwrap();
+        assert!(busy.exists() && stale.exists());
+        // ...then removed, unless someone holds them.
+        sn.clean_tmp(Duration::ZERO).unwrap();
+        assert!(busy.exists());
+        assert!(!stale.exists());
+        drop(lock);
+        sn.clean_tmp(Duration::ZERO).unwrap();
+        assert!(!busy.exists());
+    }
+
+    #[test]
+    fn layers_of_one_image_are_published_together() {
+        let t = tempfile::tempdir().unwrap();
+        let cs = ContentStore::open(t.path()).unwrap();
+        let sn = Snapshotter::open(t.path()).unwrap();
+        let l1 = make_layer(&cs, &[("a", b"1".to_vec())]);
+        let l2 = make_layer(&cs, &[("b", b"2".to_vec())]);
+        let mut bad = make_layer(&cs, &[("c", b"3".to_vec())]);
+        bad.diff_id = Digest::sha256(b"not it");
+        // The third layer fails: the two below it are not published either, nothing is left.
+        assert!(sn
+            .prepare_layers(&cs, &[l1.clone(), l2.clone(), bad])
+            .is_err());
+        assert!(sn.list().unwrap().is_empty());
+        let names: Vec<_> = fs::read_dir(sn.dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert!(names.iter().all(|n| !n.starts_with("tmp-")), "{names:?}");
+        // An image whose lower layer exists unpacks only the upper one.
+        let base = sn.prepare_layers(&cs, std::slice::from_ref(&l1)).unwrap();
+        let both = sn.prepare_layers(&cs, &[l1, l2]).unwrap();
+        assert_eq!(both[0], base[0]);
+        assert_eq!(both[1].parent.as_ref(), Some(&base[0].chain_id));
+        assert_eq!(sn.list().unwrap().len(), 2);
+        assert_eq!(
+            fs::read(sn.fs_dir(&both[1].chain_id).join("b")).unwrap(),
+            b"2"
+        );
     }
 
     #[test]
