@@ -12,229 +12,15 @@
 //! removes every container through the daemon, stops the daemon, kills stray shims naming the
 //! temp dir, detaches every mount under it and removes it.
 
+#[path = "daemon_common/mod.rs"]
+mod daemon_common;
+
+use daemon_common::*;
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
-
-const BERTH: &str = env!("CARGO_BIN_EXE_berth");
-
-fn docker_cli() -> Option<PathBuf> {
-    for p in ["/usr/local/bin/docker", "/usr/bin/docker"] {
-        if Path::new(p).exists() {
-            return Some(PathBuf::from(p));
-        }
-    }
-    None
-}
-
-struct Sandbox {
-    dir: PathBuf,
-    docker: PathBuf,
-    daemon: Option<Child>,
-}
-
-impl Sandbox {
-    fn new(docker: PathBuf) -> Sandbox {
-        let dir = tempfile::Builder::new()
-            .prefix("berth-daemon-")
-            .tempdir_in("/tmp")
-            .unwrap()
-            .keep();
-        Sandbox {
-            dir,
-            docker,
-            daemon: None,
-        }
-    }
-
-    fn sock(&self) -> PathBuf {
-        self.dir.join("berth.sock")
-    }
-
-    fn data(&self) -> PathBuf {
-        self.dir.join("data")
-    }
-
-    fn import_busybox(&self) {
-        let root = self.dir.join("rootfs");
-        fs::create_dir_all(root.join("bin")).unwrap();
-        fs::create_dir_all(root.join("etc")).unwrap();
-        fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
-        for a in ["sh", "echo", "cat", "sleep", "ls", "true", "false"] {
-            std::os::unix::fs::symlink("busybox", root.join("bin").join(a)).unwrap();
-        }
-        fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
-        fs::write(root.join("etc/group"), "root:x:0:\n").unwrap();
-        let tar = self.dir.join("busybox.tar");
-        let st = Command::new("tar")
-            .arg("-C")
-            .arg(&root)
-            .arg("-cf")
-            .arg(&tar)
-            .arg(".")
-            .status()
-            .unwrap();
-        assert!(st.success());
-        let out = Command::new(BERTH)
-            .arg("--data-root")
-            .arg(self.data())
-            .args(["import", "-c", "CMD [\"sh\"]"])
-            .arg(&tar)
-            .arg("busybox:latest")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "berth import: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn start_daemon(&mut self) {
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("daemon.log"))
-            .unwrap();
-        let child = Command::new(BERTH)
-            .arg("daemon")
-            .arg("-H")
-            .arg(format!("unix://{}", self.sock().display()))
-            .arg("--data-root")
-            .arg(self.data())
-            .arg("--exec-root")
-            .arg(self.dir.join("exec"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.daemon = Some(child);
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(20) {
-            if self.docker(&["version"]).status.success() {
-                return;
-            }
-            sleep(Duration::from_millis(100));
-        }
-        panic!(
-            "the daemon did not answer; its log: {}",
-            fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
-        );
-    }
-
-    fn kill_daemon(&mut self) {
-        if let Some(mut c) = self.daemon.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn docker_in(&self, args: &[&str], input: Option<&str>) -> Output {
-        let mut cmd = Command::new("timeout");
-        cmd.arg("60")
-            .arg(&self.docker)
-            .args(args)
-            .env("DOCKER_HOST", format!("unix://{}", self.sock().display()))
-            .env("DOCKER_CONFIG", self.dir.join("docker-config"))
-            .stdin(if input.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap();
-        if let Some(i) = input {
-            use std::io::Write;
-            let mut w = child.stdin.take().unwrap();
-            w.write_all(i.as_bytes()).unwrap();
-        }
-        child.wait_with_output().unwrap()
-    }
-
-    fn docker(&self, args: &[&str]) -> Output {
-        self.docker_in(args, None)
-    }
-
-    /// Runs docker, asserts success, returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.docker(args);
-        assert!(
-            o.status.success(),
-            "docker {args:?} failed ({}): {}{}",
-            o.status,
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    }
-
-    fn code(&self, args: &[&str]) -> i32 {
-        self.docker(args).status.code().unwrap_or(-1)
-    }
-}
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        if self.daemon.is_some() {
-            if let Ok(ids) = String::from_utf8(self.docker(&["ps", "-aq"]).stdout) {
-                for id in ids.split_whitespace() {
-                    let _ = self.docker(&["rm", "-f", id]);
-                }
-            }
-        }
-        self.kill_daemon();
-        // Stray shims / container processes naming the sandbox.
-        let needle = self.dir.to_string_lossy().into_owned();
-        if let Ok(rd) = fs::read_dir("/proc") {
-            for e in rd.flatten() {
-                let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-                    continue;
-                };
-                if let Ok(cmd) = fs::read(format!("/proc/{pid}/cmdline")) {
-                    if String::from_utf8_lossy(&cmd).contains(&needle) {
-                        let _ = nix::sys::signal::kill(
-                            nix::unistd::Pid::from_raw(pid),
-                            nix::sys::signal::Signal::SIGKILL,
-                        );
-                    }
-                }
-            }
-        }
-        sleep(Duration::from_millis(200));
-        // Detach every mount under the sandbox, deepest first.
-        let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let mut points: Vec<String> = mounts
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4).map(String::from))
-            .filter(|p| p.starts_with(&needle))
-            .collect();
-        points.sort_by_key(|p| std::cmp::Reverse(p.len()));
-        for p in points {
-            let _ = nix::mount::umount2(p.as_str(), nix::mount::MntFlags::MNT_DETACH);
-        }
-        // Cgroups the containers left under /berth/<id> are removed by the runtime on delete.
-        let _ = fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn setup(test: &str) -> Option<Sandbox> {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("SKIP {test}: needs root");
-        return None;
-    }
-    let Some(docker) = docker_cli() else {
-        eprintln!("SKIP {test}: no docker CLI");
-        return None;
-    };
-    let mut sb = Sandbox::new(docker);
-    sb.import_busybox();
-    sb.start_daemon();
-    Some(sb)
-}
 
 #[test]
 fn docker_cli_against_berth_daemon() {
@@ -469,15 +255,6 @@ fn docker_cli_against_berth_daemon() {
     sb.ok(&["rm", "lr"]);
 }
 
-/// A free loopback port.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn docker_pull_through_berth_daemon() {
     if !Path::new("/usr/bin/docker-registry").exists() {
@@ -487,41 +264,10 @@ fn docker_pull_through_berth_daemon() {
     let Some(sb) = setup("docker_pull_through_berth_daemon") else {
         return;
     };
-    let port = free_port();
-    let reg = sb.dir.join("registry");
-    fs::create_dir_all(&reg).unwrap();
-    fs::write(
-        reg.join("config.yml"),
-        format!(
-            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            reg.join("data").display()
-        ),
-    )
-    .unwrap();
-    struct Kill(Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _registry = Kill(
-        Command::new("/usr/bin/docker-registry")
-            .arg("serve")
-            .arg(reg.join("config.yml"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let t = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "the registry did not start"
-        );
-        sleep(Duration::from_millis(100));
-    }
+    let Some(registry) = Registry::start(&sb.dir.join("registry")) else {
+        return;
+    };
+    let port = registry.port;
     // Push with the berth CLI from a second data root (the daemon holds the first).
     let name = format!("127.0.0.1:{port}/bb:1");
     let data2 = sb.dir.join("data2");
