@@ -46,7 +46,7 @@ fn runtime_root(inner: &Inner) -> PathBuf {
 }
 
 /// Finds a container by full ID, name (with or without `/`), or unique ID prefix.
-fn lookup(inner: &Inner, key: &str) -> ApiResult<ContainerRecord> {
+pub(crate) fn lookup(inner: &Inner, key: &str) -> ApiResult<ContainerRecord> {
     let m = inner.containers.lock().map_err(|_| poisoned())?;
     let k = key.strip_prefix('/').unwrap_or(key);
     if let Some(c) = m.get(k) {
@@ -162,13 +162,6 @@ pub async fn create(
             )))
         }
     }
-    if hc.binds.as_ref().is_some_and(|b| !b.is_empty())
-        || hc.mounts.as_ref().is_some_and(|m| !m.is_empty())
-    {
-        return Err(ApiError::NotImplemented(
-            "volumes and bind mounts (-v, --mount) are not supported by berth's daemon yet".into(),
-        ));
-    }
     if hc.port_bindings.as_ref().is_some_and(|p| !p.is_empty()) {
         return Err(ApiError::NotImplemented(
             "published ports (-p) need networking, which berth's daemon does not have yet".into(),
@@ -224,7 +217,9 @@ pub async fn create(
     };
     let inner2 = inner.clone();
     let res = hc.resources.clone();
-    let bundle = blocking(move || {
+    let (cfg2, hc2) = (cfg.clone(), hc.clone());
+    let (bundle, vols) = blocking(move || {
+        let vols = super::volumes::prepare(&inner2, &image_ref, &cfg2, &hc2)?;
         let b = crate::bundle::create(
             &inner2.images,
             &inner2.opts.data_root,
@@ -236,12 +231,22 @@ pub async fn create(
             crate::bundle::Error::NoImage(i) => ApiError::no_such_image(&i),
             crate::bundle::Error::Spec(m) => ApiError::InvalidParameter(m),
             e => internal(e),
-        })?;
-        if let Err(e) = apply_resources(&b.dir, &res) {
+        });
+        let b = match b {
+            Ok(b) => b,
+            Err(e) => {
+                super::volumes::abort(&inner2, &vols);
+                return Err(e);
+            }
+        };
+        if let Err(e) = apply_resources(&b.dir, &res)
+            .and_then(|()| super::volumes::apply(&inner2, &vols, &b.dir))
+        {
             let _ = crate::bundle::remove(&inner2.images, &inner2.opts.data_root, &b.id);
+            super::volumes::abort(&inner2, &vols);
             return Err(e);
         }
-        Ok(b)
+        Ok((b, vols))
     })
     .await?;
     let mut warnings = Vec::new();
@@ -266,6 +271,9 @@ pub async fn create(
     }
     if config.working_dir.is_empty() {
         config.working_dir = bundle.run.working_dir.clone();
+    }
+    if !vols.config_volumes.is_empty() {
+        config.volumes = Some(vols.config_volumes.clone());
     }
     let mut hc = hc;
     if hc.network_mode.is_empty() || hc.network_mode == "default" {
@@ -292,8 +300,15 @@ pub async fn create(
         },
         log_path: bundle.dir.join(format!("{}-json.log", bundle.id)),
         restart_count: 0,
+        mounts: vols.mounts.clone(),
     };
-    save(inner, &rec)?;
+    let saved = save(inner, &rec);
+    if saved.is_err() {
+        super::volumes::abort(inner, &vols);
+    } else {
+        super::volumes::release(inner, &vols);
+    }
+    saved?;
     Ok(ContainerCreateResponse {
         id: rec.id,
         warnings,
@@ -403,7 +418,8 @@ fn ensure_shim(inner: &Inner, id: &str) -> ApiResult<()> {
     if shim_alive(inner, &c.id) && shim::client::read_exit(&state_dir(inner, &c.id)).is_none() {
         return Ok(());
     }
-    let pid = spawn_shim(inner, &c)?;
+    super::volumes::activate(inner, &c)?;
+    let pid = spawn_shim(inner, &c).inspect_err(|_| super::volumes::deactivate(inner, &c.id))?;
     update(inner, &c.id, |c| c.state.pid = pid as i64)?;
     Ok(())
 }
@@ -424,6 +440,7 @@ fn monitor(inner: Arc<Inner>, id: String) {
             c.state.finished_at = finished;
             c.state.oom_killed = oom;
         });
+        super::volumes::deactivate(&inner, &id);
         let _ = inner.events.send(Event::Die(id.clone(), code));
         if let Ok(c) = rec {
             if c.host_config.auto_remove {
@@ -720,7 +737,10 @@ async fn remove_now(inner: &Arc<Inner>, id: &str) -> ApiResult<()> {
         let _ = std::fs::remove_dir_all(state_dir(&i2, &id2));
         crate::bundle::remove(&i2.images, &i2.opts.data_root, &id2).map_err(internal)?;
         i2.store.delete(&id2).map_err(internal)?;
-        i2.containers.lock().map_err(|_| poisoned())?.remove(&id2);
+        let gone = i2.containers.lock().map_err(|_| poisoned())?.remove(&id2);
+        if let Some(c) = gone {
+            super::volumes::container_removed(&i2, &c, c.host_config.auto_remove);
+        }
         Ok(())
     })
     .await?;
@@ -754,7 +774,11 @@ pub async fn remove(inner: &Arc<Inner>, key: &str, opts: ContainerRemoveOptions)
         )
         .await;
     }
-    remove_now(inner, &c.id).await
+    remove_now(inner, &c.id).await?;
+    if opts.volumes {
+        super::volumes::container_removed(inner, &c, true);
+    }
+    Ok(())
 }
 
 /// `POST /containers/{id}/rename`.
@@ -888,6 +912,7 @@ pub fn list(inner: &Arc<Inner>, opts: ContainerListOptions) -> ApiResult<Vec<Con
             state: c.state.status.clone(),
             status: status_text(&c),
             host_config: Some(serde_json::json!({"NetworkMode": c.host_config.network_mode})),
+            mounts: super::volumes::mount_points(&c),
             ..Default::default()
         });
         if opts.limit.is_some_and(|l| out.len() >= l) {
@@ -949,6 +974,7 @@ pub fn inspect(inner: &Arc<Inner>, key: &str) -> ApiResult<ContainerInspect> {
         },
         config: c.config.clone(),
         network_settings: NetworkSettings::default(),
+        mounts: super::volumes::mount_points(&c),
         ..Default::default()
     })
 }

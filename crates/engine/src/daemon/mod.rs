@@ -8,6 +8,7 @@ mod containers;
 mod images;
 mod store;
 mod system;
+mod volumes;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -230,6 +231,7 @@ pub(crate) struct Inner {
     pub events: tokio::sync::broadcast::Sender<Event>,
     pub exe: PathBuf,
     pub registry: registry::Client,
+    pub volumes: volumes::Volumes,
 }
 
 /// The daemon: implements [`api::Backend`].
@@ -265,6 +267,7 @@ impl Daemon {
         })
         .map_err(|e| Error::Registry(e.to_string()))?;
         let records = store.load_all()?;
+        let volumes = volumes::Volumes::open(&opts.data_root, &store)?;
         let (events, _) = tokio::sync::broadcast::channel(256);
         let inner = Arc::new(Inner {
             opts,
@@ -275,8 +278,10 @@ impl Daemon {
             events,
             exe,
             registry,
+            volumes,
         });
         containers::reconcile(&inner);
+        volumes::reconcile(&inner);
         Ok(Daemon { inner })
     }
 }
@@ -428,6 +433,22 @@ impl Backend for Daemon {
     }
     async fn exec_inspect(&self, id: &str) -> ApiResult<ExecInspect> {
         containers::exec_inspect(&self.inner, id)
+    }
+
+    async fn volume_list(&self, filters: Filters) -> ApiResult<VolumeListResponse> {
+        volumes::list(&self.inner, filters).await
+    }
+    async fn volume_create(&self, req: VolumeCreateRequest) -> ApiResult<Volume> {
+        volumes::create(&self.inner, req).await
+    }
+    async fn volume_inspect(&self, name: &str) -> ApiResult<Volume> {
+        volumes::inspect(&self.inner, name).await
+    }
+    async fn volume_remove(&self, name: &str, force: bool) -> ApiResult<()> {
+        volumes::remove(&self.inner, name, force).await
+    }
+    async fn volume_prune(&self, filters: Filters) -> ApiResult<VolumePruneResponse> {
+        volumes::prune(&self.inner, filters).await
     }
 
     async fn image_list(&self, opts: ImageListOptions) -> ApiResult<Vec<ImageSummary>> {
