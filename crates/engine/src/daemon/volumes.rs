@@ -899,7 +899,11 @@ pub fn prepare(
         if !valid_mode(mode) || mode_propagation(mode).is_some() || mode_has(mode, "nocopy") {
             return Err(bad(format!("invalid mode: {mode}")));
         }
-        let c = super::containers::lookup(inner, id)?;
+        // A 404 would make the docker CLI try to pull the image: a bad parameter instead.
+        let c = super::containers::lookup(inner, id).map_err(|e| match e {
+            ApiError::NotFound(m) => ApiError::InvalidParameter(m),
+            e => e,
+        })?;
         for m in &c.mounts {
             if m.hidden || m.kind == "tmpfs" {
                 continue;
@@ -1049,7 +1053,9 @@ fn to_record(inner: &Inner, s: Spec, dest: String) -> ApiResult<(MountRecord, Op
             } else {
                 s.source.clone()
             };
-            check_driver(&name, &s.driver)?;
+            // A 404 would make the docker CLI pull the image: say it as a bad parameter.
+            check_driver(&name, &s.driver)
+                .map_err(|e| ApiError::InvalidParameter(e.to_string()))?;
             let labels = if anonymous {
                 let mut l = s.labels.clone().unwrap_or_default();
                 l.insert(ANONYMOUS_LABEL.into(), String::new());
