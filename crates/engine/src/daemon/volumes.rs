@@ -1001,6 +1001,9 @@ pub fn prepare(
                 ))
             })?;
         }
+        if m.kind == "bind" {
+            check_propagation(&m.source, &m.propagation).map_err(bad)?;
+        }
     }
 
     // Volumes: get or create, under the lock, all or nothing.
@@ -1028,6 +1031,56 @@ pub fn prepare(
         }
     }
     Ok(p)
+}
+
+/// Shared and slave bind propagation need the host mount holding the source to be shared
+/// (or a slave): Docker's `ensureShared` / `ensureSharedOrSlave`.
+fn check_propagation(source: &str, prop: &str) -> Result<(), String> {
+    let need_shared = matches!(prop, "shared" | "rshared");
+    if !need_shared && !matches!(prop, "slave" | "rslave") {
+        return Ok(());
+    }
+    let real = std::fs::canonicalize(source).unwrap_or_else(|_| PathBuf::from(source));
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut best: Option<(String, Vec<String>)> = None;
+    for l in info.lines() {
+        let f: Vec<&str> = l.split(' ').collect();
+        let Some(mp) = f.get(4) else { continue };
+        let mp = mp
+            .replace("\\040", " ")
+            .replace("\\011", "\t")
+            .replace("\\012", "\n")
+            .replace("\\134", "\\");
+        if !real.starts_with(&mp) {
+            continue;
+        }
+        if best.as_ref().is_some_and(|(b, _)| b.len() > mp.len()) {
+            continue;
+        }
+        let optional: Vec<String> = f
+            .iter()
+            .skip(6)
+            .take_while(|x| **x != "-")
+            .map(|x| x.to_string())
+            .collect();
+        best = Some((mp, optional));
+    }
+    let Some((mp, optional)) = best else {
+        return Ok(());
+    };
+    let shared = optional.iter().any(|o| o.starts_with("shared:"));
+    let slave = optional.iter().any(|o| o.starts_with("master:"));
+    if need_shared && !shared {
+        return Err(format!(
+            "path {source} is mounted on {mp} but it is not a shared mount"
+        ));
+    }
+    if !need_shared && !shared && !slave {
+        return Err(format!(
+            "path {source} is mounted on {mp} but it is not a shared or slave mount"
+        ));
+    }
+    Ok(())
 }
 
 /// A parsed spec to a mount record (volumes: the name, made up for anonymous ones).
