@@ -762,6 +762,11 @@ fn bad_mounts_are_refused_with_nothing_made() {
         (&["-v", "okvol:/x", "-v", "a/b:/y"], "invalid characters for a local volume name"),
         (&["-v", "okvol:/x", "--volumes-from", "ghost"], "No such container: ghost"),
         (&["-v", "okvol:/"], "destination can't be '/'"),
+        // Fails after the volumes were made (the bundle): they are removed again.
+        (
+            &["-v", "okvol:/x", "-v", "/anon", "--user", "nosuchuser"],
+            "unable to find user nosuchuser",
+        ),
     ];
     for (flags, want) in cases {
         let mut args = vec!["run", "--rm"];

@@ -1174,7 +1174,7 @@ pub fn abort(inner: &Inner, p: &Prepared) {
     let Ok(mut st) = vs.state.lock() else { return };
     release_locked(&mut st, p);
     for n in &p.created {
-        if users(inner, n).is_ok_and(|u| u.is_empty()) && !st.pending.get(n).is_some_and(|c| *c > 0)
+        if users(inner, n).is_ok_and(|u| u.is_empty()) && st.pending.get(n).is_none_or(|c| *c == 0)
         {
             let _ = vs.remove_locked(&inner.store, &mut st, n);
         }
@@ -1418,7 +1418,7 @@ fn mount_points_under(p: &Path) -> Vec<String> {
 
 fn is_mounted(p: &Path) -> bool {
     let want = mountinfo_escape(p);
-    mount_points_under(p).iter().any(|m| *m == want)
+    mount_points_under(p).contains(&want)
 }
 
 fn unmount_all_under(p: &Path) {
