@@ -89,6 +89,11 @@ impl Sandbox {
     }
 
     pub fn start_daemon(&mut self) {
+        self.start_daemon_with(&[]);
+    }
+
+    /// Starts the daemon with extra flags (after -H, --data-root, --exec-root).
+    pub fn start_daemon_with(&mut self, extra: &[&str]) {
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -102,6 +107,7 @@ impl Sandbox {
             .arg(self.data())
             .arg("--exec-root")
             .arg(self.dir.join("exec"))
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -241,7 +247,6 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-
 impl Sandbox {
     /// Runs the berth CLI against this sandbox's daemon (`-H unix://…`).
     pub fn berth(&self, args: &[&str]) -> Output {
@@ -293,7 +298,10 @@ impl Registry {
             .unwrap();
         let t = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(t.elapsed() < Duration::from_secs(20), "the registry did not start");
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "the registry did not start"
+            );
             sleep(Duration::from_millis(100));
         }
         Some(Registry { port, child })

@@ -18,7 +18,7 @@ use api::ApiError;
 use shim::protocol::{AttachRequest, ControlRequest, ExecRequest};
 
 use super::store::{ContainerRecord, StateRecord};
-use super::{blocking, Event, Inner};
+use super::{blocking, config, Event, Inner};
 
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
@@ -174,6 +174,17 @@ pub async fn create(
             "published ports (-p) need networking, which berth's daemon does not have yet".into(),
         ));
     }
+    let runtime_name = if hc.runtime.as_deref().is_none_or(str::is_empty) {
+        inner.opts.default_runtime.clone()
+    } else {
+        hc.runtime.clone().unwrap_or_default()
+    };
+    if !inner.opts.runtimes.contains_key(&runtime_name) {
+        return Err(ApiError::InvalidParameter(format!(
+            "unknown or invalid runtime name: {runtime_name}"
+        )));
+    }
+    log_config(inner, &hc)?;
     let name = match opts.name {
         Some(n) => {
             let m = inner.containers.lock().map_err(|_| poisoned())?;
@@ -271,6 +282,20 @@ pub async fn create(
     if hc.network_mode.is_empty() || hc.network_mode == "default" {
         hc.network_mode = "bridge".into();
     }
+    hc.runtime = Some(runtime_name);
+    {
+        // As inspect shows it: the driver, and the daemon's log-opts under the container's.
+        let mut lc = hc.log_config.take().unwrap_or_default();
+        if lc.kind.is_empty() {
+            lc.kind = "json-file".into();
+        }
+        if lc.kind == "json-file" {
+            let mut opts = inner.opts.log_opts.clone();
+            opts.extend(lc.config.take().unwrap_or_default());
+            lc.config = Some(opts.into_iter().collect());
+        }
+        hc.log_config = Some(lc);
+    }
     let args = bundle.run.args.clone();
     let rec = ContainerRecord {
         id: bundle.id.clone(),
@@ -342,25 +367,85 @@ fn apply_resources(dir: &Path, r: &Resources) -> ApiResult<()> {
 
 // ---------------------------------------------------------------- shim
 
+/// The container's log settings: json-file with `max-size`/`max-file` (the container's
+/// `--log-opt`s over the daemon's `log-opts`), or None for the `none` driver.
+fn log_config(inner: &Inner, hc: &HostConfig) -> ApiResult<Option<(Option<u64>, u32)>> {
+    let lc = hc.log_config.clone().unwrap_or_default();
+    match lc.kind.as_str() {
+        "" | "json-file" => {}
+        "none" => return Ok(None),
+        k => {
+            return Err(ApiError::InvalidParameter(format!(
+                "failed to create task for container: logger: no log driver named '{k}' is registered (berth has json-file and none)"
+            )))
+        }
+    }
+    let mut opts = inner.opts.log_opts.clone();
+    opts.extend(lc.config.unwrap_or_default());
+    let max_size = match opts.get("max-size").filter(|v| !v.is_empty() && *v != "-1") {
+        Some(v) => Some(shim::cli::parse_size(v).map_err(ApiError::InvalidParameter)?),
+        None => None,
+    };
+    let max_files = match opts.get("max-file") {
+        Some(v) => v
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| {
+                ApiError::InvalidParameter(format!("invalid value for max-file: {v:?}"))
+            })?,
+        None => 1,
+    };
+    Ok(Some((max_size, max_files)))
+}
+
+/// The container's external runtime (None for berth's built-in one).
+fn external_runtime(inner: &Inner, c: &ContainerRecord) -> Option<(String, config::RuntimeSpec)> {
+    let name = c
+        .host_config
+        .runtime
+        .clone()
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| inner.opts.default_runtime.clone());
+    inner
+        .opts
+        .runtimes
+        .get(&name)
+        .filter(|r| !r.path.is_empty())
+        .map(|r| (name, r.clone()))
+}
+
+/// The state root of the container's runtime.
+fn runtime_root_of(inner: &Inner, c: &ContainerRecord) -> PathBuf {
+    match external_runtime(inner, c) {
+        Some((name, _)) => inner.opts.exec_root.join("runtimes").join(name),
+        None => runtime_root(inner),
+    }
+}
+
 /// Spawns the container's shim (created, not started); returns the init's pid.
 fn spawn_shim(inner: &Inner, c: &ContainerRecord) -> ApiResult<i32> {
     let sd = state_dir(inner, &c.id);
     let _ = std::fs::remove_dir_all(&sd);
     std::fs::create_dir_all(&sd).map_err(internal)?;
+    let external = external_runtime(inner, c);
+    let log = log_config(inner, &c.host_config)?;
     let o = shim::StartOptions {
         id: c.id.clone(),
         bundle: crate::bundle::dir(&inner.opts.data_root, &c.id),
-        runtime_root: runtime_root(inner),
+        runtime_root: runtime_root_of(inner, c),
         state_dir: sd.clone(),
         tty: c.tty,
         stdin: c.config.open_stdin,
-        log: Some(shim::LogConfig {
+        log: log.map(|(max_size, max_files)| shim::LogConfig {
             path: c.log_path.clone(),
-            max_size: None,
-            max_files: 1,
+            max_size,
+            max_files,
         }),
         ready_fd: Some(3),
         no_start: true,
+        runtime_binary: external.as_ref().map(|(_, r)| PathBuf::from(&r.path)),
+        runtime_args: external.map(|(_, r)| r.runtime_args).unwrap_or_default(),
         ..Default::default()
     };
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(internal)?;
@@ -647,10 +732,21 @@ pub async fn pause(inner: &Arc<Inner>, key: &str, on: bool) -> ApiResult<()> {
             )))
         }
     }
-    let (exe, root, id) = (inner.exe.clone(), runtime_root(inner), c.id.clone());
+    let (root, id) = (runtime_root_of(inner, &c), c.id.clone());
+    let mut cmd = match external_runtime(inner, &c) {
+        Some((_, r)) => {
+            let mut cmd = std::process::Command::new(&r.path);
+            cmd.args(&r.runtime_args);
+            cmd
+        }
+        None => {
+            let mut cmd = std::process::Command::new(&inner.exe);
+            cmd.arg("runtime");
+            cmd
+        }
+    };
     blocking(move || {
-        let out = std::process::Command::new(&exe)
-            .arg("runtime")
+        let out = cmd
             .arg("--root")
             .arg(&root)
             .arg(if on { "pause" } else { "resume" })

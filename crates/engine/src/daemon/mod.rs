@@ -4,6 +4,7 @@
 //! reconciliation with the shims of containers that kept running while the daemon was down
 //! (live restore: the daemon never kills containers when it exits).
 
+mod config;
 mod containers;
 mod images;
 mod store;
@@ -69,6 +70,12 @@ pub struct DaemonOptions {
     pub live_restore: bool,
     /// `debug`, `info`, `warn`, `error`, `fatal`.
     pub log_level: String,
+    /// OCI runtimes by name (`berth` is the built-in one).
+    pub runtimes: std::collections::BTreeMap<String, config::RuntimeSpec>,
+    /// The runtime of containers that do not name one.
+    pub default_runtime: String,
+    /// Default json-file log options (`max-size`, `max-file`) of daemon.json's `log-opts`.
+    pub log_opts: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for DaemonOptions {
@@ -80,6 +87,11 @@ impl Default for DaemonOptions {
             insecure_registries: Vec::new(),
             live_restore: false,
             log_level: "info".into(),
+            runtimes: [(config::BUILTIN_RUNTIME.to_string(), config::RuntimeSpec::default())]
+                .into_iter()
+                .collect(),
+            default_runtime: config::BUILTIN_RUNTIME.into(),
+            log_opts: Default::default(),
         }
     }
 }
@@ -93,24 +105,83 @@ struct Cli {
     /// Daemon socket(s) to listen on (unix:///path, tcp://127.0.0.1:port).
     #[arg(short = 'H', long = "host")]
     host: Vec<String>,
-    /// Root of persistent state.
-    #[arg(long, default_value = "/var/lib/berth")]
-    data_root: PathBuf,
-    /// Root of runtime state.
-    #[arg(long, default_value = "/run/berth")]
-    exec_root: PathBuf,
+    /// Root of persistent state [default: /var/lib/berth].
+    #[arg(long)]
+    data_root: Option<PathBuf>,
+    /// Root of runtime state [default: /run/berth].
+    #[arg(long)]
+    exec_root: Option<PathBuf>,
     /// Registries reached over plain HTTP.
     #[arg(long = "insecure-registry")]
     insecure_registry: Vec<String>,
-    /// Log level.
-    #[arg(short = 'l', long, default_value = "info")]
-    log_level: String,
+    /// Log level [default: info].
+    #[arg(short = 'l', long)]
+    log_level: Option<String>,
     /// Keep containers alive while the daemon is down.
     #[arg(long)]
     live_restore: bool,
-    /// dockerd's daemon.json (ignored).
+    /// An OCI runtime: NAME=PATH of a runc-compatible binary (repeatable).
+    #[arg(long = "add-runtime")]
+    add_runtime: Vec<String>,
+    /// The runtime of containers that do not name one [default: berth].
+    #[arg(long)]
+    default_runtime: Option<String>,
+    /// dockerd-style daemon.json [default: /etc/berth/daemon.json when it exists].
     #[arg(long)]
     config_file: Option<PathBuf>,
+}
+
+/// Merges the command line with daemon.json into the daemon's options.
+fn options(cli: Cli) -> Result<DaemonOptions, config::ConfigError> {
+    let path = cli.config_file.clone().or_else(|| {
+        let p = PathBuf::from(config::DEFAULT_CONFIG_FILE);
+        p.exists().then_some(p)
+    });
+    let file = match &path {
+        Some(p) => {
+            let mut given = Vec::new();
+            for (on, name) in [
+                (!cli.host.is_empty(), "hosts"),
+                (cli.data_root.is_some(), "data-root"),
+                (cli.exec_root.is_some(), "exec-root"),
+                (!cli.insecure_registry.is_empty(), "insecure-registries"),
+                (cli.log_level.is_some(), "log-level"),
+                (cli.default_runtime.is_some(), "default-runtime"),
+            ] {
+                if on {
+                    given.push(name);
+                }
+            }
+            config::load(p, &given)?
+        }
+        None => config::FileConfig::default(),
+    };
+    let d = DaemonOptions::default();
+    let runtimes = config::runtimes(&cli.add_runtime, file.runtimes.as_ref())?;
+    let default_runtime = cli
+        .default_runtime
+        .or(file.default_runtime)
+        .unwrap_or(d.default_runtime);
+    config::check_default(&default_runtime, &runtimes)?;
+    Ok(DaemonOptions {
+        hosts: if !cli.host.is_empty() {
+            cli.host
+        } else {
+            file.hosts.unwrap_or(d.hosts)
+        },
+        data_root: cli.data_root.or(file.data_root).unwrap_or(d.data_root),
+        exec_root: cli.exec_root.or(file.exec_root).unwrap_or(d.exec_root),
+        insecure_registries: if !cli.insecure_registry.is_empty() {
+            cli.insecure_registry
+        } else {
+            file.insecure_registries.unwrap_or_default()
+        },
+        live_restore: cli.live_restore || file.live_restore.unwrap_or(false),
+        log_level: cli.log_level.or(file.log_level).unwrap_or(d.log_level),
+        runtimes,
+        default_runtime,
+        log_opts: file.log_opts.unwrap_or_default(),
+    })
 }
 
 /// `berth daemon ARGS…` (`args[0]` is the program name): parses dockerd-style flags and
@@ -123,23 +194,12 @@ pub fn main(args: Vec<String>) -> i32 {
             return if e.use_stderr() { 125 } else { 0 };
         }
     };
-    if let Some(f) = &cli.config_file {
-        eprintln!(
-            "berth daemon: warning: --config-file {} is ignored (daemon.json is not supported yet)",
-            f.display()
-        );
-    }
-    let opts = DaemonOptions {
-        hosts: if cli.host.is_empty() {
-            DaemonOptions::default().hosts
-        } else {
-            cli.host
-        },
-        data_root: cli.data_root,
-        exec_root: cli.exec_root,
-        insecure_registries: cli.insecure_registry,
-        live_restore: cli.live_restore,
-        log_level: cli.log_level,
+    let opts = match options(cli) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("berth daemon: {e}");
+            return 1;
+        }
     };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
