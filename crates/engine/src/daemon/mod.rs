@@ -310,7 +310,11 @@ impl Daemon {
             path: opts.data_root.clone(),
             source,
         })?;
-        let store = store::Store::open(&opts.data_root.join("engine.redb"))?;
+        let store = store::Store::open(
+            images.store.database(),
+            images.store.path(),
+            &opts.data_root.join("engine.redb"),
+        )?;
         let exe = match runtime::exe_guard::sealed_path() {
             Ok(p) => p,
             Err(e) => {
