@@ -58,7 +58,7 @@ impl Sandbox {
         fs::create_dir_all(root.join("bin")).unwrap();
         fs::create_dir_all(root.join("etc")).unwrap();
         fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
-        for a in ["sh", "echo", "cat", "sleep", "ls", "true", "false"] {
+        for a in ["sh", "echo", "cat", "sleep", "ls", "true", "false", "id"] {
             std::os::unix::fs::symlink("busybox", root.join("bin").join(a)).unwrap();
         }
         fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();

@@ -1380,6 +1380,10 @@ pub fn exec_create(inner: &Arc<Inner>, key: &str, config: ExecConfig) -> ApiResu
             c.id
         )));
     }
+    if !config.user.is_empty() {
+        // Refused here, before any stream is hijacked, with the runtime's message.
+        parse_user(inner, &c.id, &config.user)?;
+    }
     let id = ::image::content::random_hex(32).map_err(internal)?;
     inner.execs.lock().map_err(|_| poisoned())?.insert(
         id.clone(),
@@ -1418,23 +1422,19 @@ fn set_exec(inner: &Inner, id: &str, f: impl FnOnce(&mut ExecRecord)) {
     }
 }
 
-fn parse_user(u: &str) -> ApiResult<serde_json::Value> {
-    let (a, b) = u.split_once(':').unwrap_or((u, ""));
-    let uid: u32 = a.parse().map_err(|_| {
-        ApiError::NotImplemented(format!(
-            "exec --user {u:?}: only numeric uid[:gid] is supported yet"
-        ))
+/// `exec -u` (`name`, `uid`, `name:group`, `uid:gid`…) resolved against the container's
+/// own /etc/passwd and /etc/group, as docker does.
+fn parse_user(inner: &Inner, id: &str, u: &str) -> ApiResult<serde_json::Value> {
+    let rootfs = crate::bundle::dir(&inner.opts.data_root, id).join("rootfs");
+    let x = ::image::spec::resolve_user(&rootfs, u, &[]).map_err(|e| match e {
+        ::image::spec::SpecError::Io { .. } => internal(e),
+        e => ApiError::InvalidParameter(e.to_string()),
     })?;
-    let gid: u32 = if b.is_empty() {
-        uid
-    } else {
-        b.parse().map_err(|_| {
-            ApiError::NotImplemented(format!(
-                "exec --user {u:?}: only numeric uid[:gid] is supported yet"
-            ))
-        })?
-    };
-    Ok(serde_json::json!({"uid": uid, "gid": gid}))
+    let mut v = serde_json::json!({"uid": x.uid, "gid": x.gid});
+    if !x.additional_gids.is_empty() {
+        v["additionalGids"] = serde_json::json!(x.additional_gids);
+    }
+    Ok(v)
 }
 
 /// `POST /exec/{id}/start`: `stdin` None means detached (returns None).
@@ -1467,7 +1467,7 @@ pub async fn exec_start(
         process["cwd"] = e.config.working_dir.clone().into();
     }
     if !e.config.user.is_empty() {
-        process["user"] = parse_user(&e.config.user)?;
+        process["user"] = parse_user(inner, &c.id, &e.config.user)?;
     }
     let tty = e.config.tty || config.tty;
     let detach = stdin.is_none();
