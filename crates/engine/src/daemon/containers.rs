@@ -235,6 +235,7 @@ pub async fn create(
     };
     let inner2 = inner.clone();
     let res = hc.resources.clone();
+    let console = console_size(hc.console_size.as_ref()).filter(|_| cfg.tty);
     let bundle = blocking(move || {
         let b = crate::bundle::create(
             &inner2.images,
@@ -248,7 +249,7 @@ pub async fn create(
             crate::bundle::Error::Spec(m) => ApiError::InvalidParameter(m),
             e => internal(e),
         })?;
-        if let Err(e) = apply_resources(&b.dir, &res) {
+        if let Err(e) = apply_resources(&b.dir, &res, console) {
             let _ = crate::bundle::remove(&inner2.images, &inner2.opts.data_root, &b.id);
             return Err(e);
         }
@@ -325,11 +326,23 @@ pub async fn create(
     })
 }
 
-/// Maps the cheap resource limits into the bundle's config.json.
-fn apply_resources(dir: &Path, r: &Resources) -> ApiResult<()> {
+/// A `[height, width]` console size, when both are set.
+fn console_size(v: Option<&Vec<u32>>) -> Option<[u32; 2]> {
+    match v.map(Vec::as_slice) {
+        Some([h, w]) if *h > 0 && *w > 0 => Some([*h, *w]),
+        _ => None,
+    }
+}
+
+/// Maps the cheap resource limits (and the console size) into the bundle's config.json.
+fn apply_resources(dir: &Path, r: &Resources, console: Option<[u32; 2]>) -> ApiResult<()> {
     let p = dir.join("config.json");
     let mut spec: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&p).map_err(internal)?).map_err(internal)?;
+    if let Some([h, w]) = console {
+        // The client's terminal size from the start (API >= 1.42 sends it with create).
+        spec["process"]["consoleSize"] = serde_json::json!({"height": h, "width": w});
+    }
     let res = &mut spec["linux"]["resources"];
     if !res.is_object() {
         *res = serde_json::json!({});
@@ -1470,6 +1483,11 @@ pub async fn exec_start(
         process["user"] = parse_user(inner, &c.id, &e.config.user)?;
     }
     let tty = e.config.tty || config.tty;
+    if let Some([h, w]) = console_size(config.console_size.as_ref().or(e.config.console_size.as_ref())) {
+        if tty {
+            process["consoleSize"] = serde_json::json!({"height": h, "width": w});
+        }
+    }
     let detach = stdin.is_none();
     let req = ExecRequest {
         id: id.to_string(),
