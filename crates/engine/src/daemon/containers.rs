@@ -18,7 +18,7 @@ use api::ApiError;
 use shim::protocol::{AttachRequest, ControlRequest, ExecRequest};
 
 use super::store::{ContainerRecord, StateRecord};
-use super::{blocking, config, Event, Inner};
+use super::{blocking, config, health, restart, Event, Inner};
 
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
@@ -76,6 +76,13 @@ fn save(inner: &Inner, c: &ContainerRecord) -> ApiResult<()> {
         .map_err(|_| poisoned())?
         .insert(c.id.clone(), c.clone());
     Ok(())
+}
+
+/// Publishes a container event (`GET /events`) about the container `key`, if it exists.
+pub(crate) fn publish(inner: &Inner, key: &str, action: &str, extra: &[(&str, String)]) {
+    if let Ok(c) = lookup(inner, key) {
+        inner.bus.container(&c, action, extra);
+    }
 }
 
 fn update(
@@ -185,6 +192,8 @@ pub async fn create(
         )));
     }
     log_config(inner, &hc)?;
+    restart::validate(&hc)?;
+    health::validate(cfg.healthcheck.as_ref())?;
     let name = match opts.name {
         Some(n) => {
             let m = inner.containers.lock().map_err(|_| poisoned())?;
@@ -236,6 +245,7 @@ pub async fn create(
     let inner2 = inner.clone();
     let res = hc.resources.clone();
     let console = console_size(hc.console_size.as_ref()).filter(|_| cfg.tty);
+    let init = hc.resources.init == Some(true);
     let bundle = blocking(move || {
         let b = crate::bundle::create(
             &inner2.images,
@@ -249,19 +259,20 @@ pub async fn create(
             crate::bundle::Error::Spec(m) => ApiError::InvalidParameter(m),
             e => internal(e),
         })?;
-        if let Err(e) = apply_resources(&b.dir, &res, console) {
+        let annotated = if init {
+            crate::bundle::set_annotation(&b.dir, crate::bundle::INIT_ANNOTATION, "true")
+                .map_err(internal)
+        } else {
+            Ok(())
+        };
+        if let Err(e) = annotated.and_then(|()| apply_resources(&b.dir, &res, console)) {
             let _ = crate::bundle::remove(&inner2.images, &inner2.opts.data_root, &b.id);
             return Err(e);
         }
         Ok(b)
     })
     .await?;
-    let mut warnings = Vec::new();
-    if hc.resources.init == Some(true) {
-        warnings.push(
-            "--init is not supported yet: the command runs as PID 1 without an init".to_string(),
-        );
-    }
+    let warnings = Vec::new();
     let (created, created_unix) = (now_rfc3339(), api::time::Timestamp::now().seconds);
     let mut config = cfg;
     if config.hostname.is_empty() {
@@ -279,6 +290,7 @@ pub async fn create(
     if config.working_dir.is_empty() {
         config.working_dir = bundle.run.working_dir.clone();
     }
+    config.healthcheck = health::merge(config.healthcheck.take(), bundle.run.healthcheck.as_ref());
     let mut hc = hc;
     if hc.network_mode.is_empty() || hc.network_mode == "default" {
         hc.network_mode = "bridge".into();
@@ -318,8 +330,10 @@ pub async fn create(
         },
         log_path: bundle.dir.join(format!("{}-json.log", bundle.id)),
         restart_count: 0,
+        manually_stopped: false,
     };
     save(inner, &rec)?;
+    inner.bus.container(&rec, "create", &[]);
     Ok(ContainerCreateResponse {
         id: rec.id,
         warnings,
@@ -515,15 +529,26 @@ fn monitor(inner: Arc<Inner>, id: String) {
             Ok(Ok(s)) => (s.exit_code as i64, s.finished_at, s.oom_killed),
             _ => (255, now_rfc3339(), false),
         };
+        health::stop(&inner, &id);
+        let mut again = None;
         let rec = update(&inner, &id, |c| {
             c.state.status = "exited".into();
             c.state.exit_code = code;
             c.state.pid = 0;
             c.state.finished_at = finished;
             c.state.oom_killed = oom;
+            health::on_exit(c);
+            again = restart::on_exit(&inner, c);
         });
+        if let Ok(c) = &rec {
+            inner
+                .bus
+                .container(c, "die", &[("exitCode", code.to_string())]);
+        }
         let _ = inner.events.send(Event::Die(id.clone(), code));
-        if let Ok(c) = rec {
+        if let (Ok(c), Some(delay)) = (&rec, again) {
+            restart::schedule(inner.clone(), id.clone(), delay, c.restart_count);
+        } else if let Ok(c) = rec {
             if c.host_config.auto_remove {
                 let _ = remove_now(&inner, &id).await;
             }
@@ -544,6 +569,7 @@ pub(crate) fn reconcile(inner: &Arc<Inner>) {
             continue;
         }
         if shim::client::shim_pid(&sd).is_some() && shim::client::read_exit(&sd).is_none() {
+            health::resume(inner, &id);
             monitor(inner.clone(), id);
         } else {
             let e = shim::client::read_exit(&sd);
@@ -561,6 +587,7 @@ pub(crate) fn reconcile(inner: &Arc<Inner>) {
                         c.state.finished_at = now_rfc3339();
                     }
                 }
+                health::on_exit(c);
             });
             if c.host_config.auto_remove {
                 let (inner, id) = (inner.clone(), id.clone());
@@ -576,6 +603,12 @@ pub(crate) fn reconcile(inner: &Arc<Inner>) {
 
 /// `POST /containers/{id}/start`.
 pub async fn start(inner: &Arc<Inner>, key: &str) -> ApiResult<()> {
+    start_as(inner, key, true).await
+}
+
+/// Starts a container; `by_user` (not by its restart policy) resets its restart count and
+/// its manually-stopped mark, as Docker does.
+pub(crate) async fn start_as(inner: &Arc<Inner>, key: &str, by_user: bool) -> ApiResult<()> {
     let c = lookup(inner, key)?;
     if c.state.status == "running" || c.state.status == "paused" {
         return Err(ApiError::NotModified("container already started".into()));
@@ -622,7 +655,16 @@ pub async fn start(inner: &Arc<Inner>, key: &str) -> ApiResult<()> {
         c.state.finished_at = ZERO_TIME.into();
         c.state.exit_code = 0;
         c.state.error.clear();
+        if by_user {
+            c.restart_count = 0;
+            c.manually_stopped = false;
+        }
     })?;
+    if by_user {
+        inner.restart.reset(&c.id);
+    }
+    publish(inner, &c.id, "start", &[]);
+    health::start(inner, &c.id);
     monitor(inner.clone(), c.id.clone());
     Ok(())
 }
@@ -643,6 +685,10 @@ fn signal_name(s: &str) -> String {
 
 async fn send_signal(inner: &Arc<Inner>, id: &str, sig: &str) -> ApiResult<()> {
     let (sd, sig) = (state_dir(inner, id), signal_name(sig));
+    let num = runtime::signal::parse(&sig)
+        .map(|s| (s as i32).to_string())
+        .unwrap_or_else(|_| sig.clone());
+    publish(inner, id, "kill", &[("signal", num)]);
     blocking(move || {
         shim::client::control(
             &sd,
@@ -688,6 +734,10 @@ pub async fn stop(inner: &Arc<Inner>, key: &str, opts: StopOptions) -> ApiResult
     if !is_running(&c) {
         return Err(ApiError::NotModified("container already stopped".into()));
     }
+    if restart::stopped_by_user(inner, &c.id)? {
+        publish(inner, &c.id, "stop", &[]);
+        return Ok(());
+    }
     if c.state.status == "paused" {
         let _ = pause(inner, &c.id, false).await;
     }
@@ -706,6 +756,7 @@ pub async fn stop(inner: &Arc<Inner>, key: &str, opts: StopOptions) -> ApiResult
         send_signal(inner, &c.id, "SIGKILL").await?;
         wait_stopped(inner, &c.id, Some(Duration::from_secs(30))).await;
     }
+    publish(inner, &c.id, "stop", &[]);
     Ok(())
 }
 
@@ -717,6 +768,9 @@ pub async fn kill(inner: &Arc<Inner>, key: &str, signal: Option<String>) -> ApiR
             "Container {} is not running",
             c.id
         )));
+    }
+    if restart::stopped_by_user(inner, &c.id)? {
+        return Ok(());
     }
     send_signal(inner, &c.id, signal.as_deref().unwrap_or("SIGKILL")).await
 }
@@ -782,6 +836,7 @@ pub async fn pause(inner: &Arc<Inner>, key: &str, on: bool) -> ApiResult<()> {
             "running".into()
         }
     })?;
+    publish(inner, &c.id, if on { "pause" } else { "unpause" }, &[]);
     Ok(())
 }
 
@@ -824,6 +879,9 @@ pub fn wait(inner: &Arc<Inner>, key: &str, cond: WaitCondition) -> ApiResult<Wai
 }
 
 async fn remove_now(inner: &Arc<Inner>, id: &str) -> ApiResult<()> {
+    health::stop(inner, id);
+    inner.restart.reset(id);
+    let gone = lookup(inner, id).ok();
     let (i2, id2) = (inner.clone(), id.to_string());
     blocking(move || {
         let _ = std::fs::remove_dir_all(state_dir(&i2, &id2));
@@ -833,13 +891,26 @@ async fn remove_now(inner: &Arc<Inner>, id: &str) -> ApiResult<()> {
         Ok(())
     })
     .await?;
+    if let Some(c) = gone {
+        inner.bus.container(&c, "destroy", &[]);
+    }
     let _ = inner.events.send(Event::Destroy(id.to_string()));
     Ok(())
 }
 
 /// `DELETE /containers/{id}`.
 pub async fn remove(inner: &Arc<Inner>, key: &str, opts: ContainerRemoveOptions) -> ApiResult<()> {
-    let c = lookup(inner, key)?;
+    let mut c = lookup(inner, key)?;
+    if c.state.status == "restarting" {
+        if !opts.force {
+            return Err(ApiError::Conflict(format!(
+                "cannot remove container \"/{}\": container is restarting: stop the container before removing or force remove",
+                c.name
+            )));
+        }
+        restart::stopped_by_user(inner, &c.id)?;
+        c = lookup(inner, &c.id)?;
+    }
     if is_running(&c) {
         if !opts.force {
             return Err(ApiError::Conflict(format!(
@@ -880,32 +951,142 @@ pub fn rename(inner: &Arc<Inner>, key: &str, new_name: &str) -> ApiResult<()> {
         }
     }
     update(inner, &c.id, |c| c.name = n)?;
+    publish(
+        inner,
+        &c.id,
+        "rename",
+        &[("oldName", format!("/{}", c.name))],
+    );
     Ok(())
 }
 
-/// `POST /containers/prune`: removes stopped containers.
-pub async fn prune(inner: &Arc<Inner>) -> ApiResult<ContainerPruneResponse> {
+/// `POST /containers/prune`: removes stopped containers (filters `label`, `label!`,
+/// `until`), answering their IDs and the size of their writable layers.
+pub async fn prune(inner: &Arc<Inner>, filters: api::Filters) -> ApiResult<ContainerPruneResponse> {
+    filters.validate(api::filters::CONTAINER_PRUNE_FILTERS)?;
+    let until = match filters.get("until").first() {
+        Some(u) => Some(parse_until(u)?),
+        None => None,
+    };
     let ids: Vec<String> = inner
         .containers
         .lock()
         .map_err(|_| poisoned())?
         .values()
         .filter(|c| !is_running(c))
+        .filter(|c| {
+            let labels = c.config.labels.clone().unwrap_or_default();
+            filters.match_labels("label", &labels)
+                && !(filters.contains("label!") && filters.match_labels("label!", &labels))
+                && until.is_none_or(|u| c.created_unix < u)
+        })
         .map(|c| c.id.clone())
         .collect();
     let mut done = Vec::new();
+    let mut space = 0u64;
     for id in ids {
+        let upper = crate::bundle::dir(&inner.opts.data_root, &id).join("upper");
+        let size = blocking(move || Ok(dir_size(&upper))).await.unwrap_or(0);
         if remove(inner, &id, ContainerRemoveOptions::default())
             .await
             .is_ok()
         {
             done.push(id);
+            space += size;
         }
     }
+    let mut a = std::collections::BTreeMap::new();
+    a.insert("reclaimed".to_string(), space.to_string());
+    inner.bus.publish("container", "prune", "", a);
     Ok(ContainerPruneResponse {
         containers_deleted: Some(done),
-        space_reclaimed: 0,
+        space_reclaimed: space,
     })
+}
+
+/// A prune `until`: Unix seconds, RFC 3339, or a Go duration before now (`24h`, `10m`).
+fn parse_until(u: &str) -> ApiResult<i64> {
+    let bad = || ApiError::InvalidParameter(format!("invalid value for until: {u:?}"));
+    if let Ok(t) = u.parse::<api::time::Timestamp>() {
+        return Ok(t.seconds);
+    }
+    if let Some(n) = shim::timefmt::parse_rfc3339_nanos(u.as_bytes()) {
+        return Ok((n / 1_000_000_000) as i64);
+    }
+    let (num, unit) = u.split_at(u.find(|c: char| c.is_ascii_alphabetic()).ok_or_else(bad)?);
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "h" => n * 3600.0,
+        "m" => n * 60.0,
+        "s" => n,
+        "ms" => n / 1000.0,
+        _ => return Err(bad()),
+    };
+    Ok(api::time::Timestamp::now().seconds - secs as i64)
+}
+
+/// Bytes under `p` (files' sizes, symlinks not followed).
+fn dir_size(p: &Path) -> u64 {
+    let Ok(md) = std::fs::symlink_metadata(p) else {
+        return 0;
+    };
+    if !md.is_dir() {
+        return md.len();
+    }
+    std::fs::read_dir(p)
+        .map(|rd| rd.flatten().map(|e| dir_size(&e.path())).sum())
+        .unwrap_or(0)
+}
+
+/// `GET /system/df`: images (with how many containers use them), containers with the sizes
+/// of their writable layers, no volumes or build cache (berth has none yet).
+pub async fn disk_usage(inner: &Arc<Inner>, opts: DiskUsageOptions) -> ApiResult<DiskUsage> {
+    let want = |t: &str| opts.types.is_empty() || opts.types.iter().any(|x| x == t);
+    let mut du = DiskUsage::default();
+    if want("image") {
+        let images = super::images::list(inner, ImageListOptions::default()).await?;
+        du.layers_size = images.iter().map(|i| i.size).sum();
+        du.images = Some(
+            images
+                .iter()
+                .map(|i| serde_json::to_value(i).map_err(internal))
+                .collect::<ApiResult<_>>()?,
+        );
+    }
+    if want("container") {
+        let list = list(
+            inner,
+            ContainerListOptions {
+                all: true,
+                ..Default::default()
+            },
+        )?;
+        let root = inner.opts.data_root.clone();
+        let list = blocking(move || {
+            Ok(list
+                .into_iter()
+                .map(|mut c| {
+                    c.size_rw =
+                        Some(dir_size(&crate::bundle::dir(&root, &c.id).join("upper")) as i64);
+                    c.size_root_fs = c.size_rw;
+                    c
+                })
+                .collect::<Vec<_>>())
+        })
+        .await?;
+        du.containers = Some(
+            list.iter()
+                .map(|c| serde_json::to_value(c).map_err(internal))
+                .collect::<ApiResult<_>>()?,
+        );
+    }
+    if want("volume") {
+        du.volumes = Some(Vec::new());
+    }
+    if want("build-cache") {
+        du.build_cache = Some(Vec::new());
+    }
+    Ok(du)
 }
 
 // ---------------------------------------------------------------- views
@@ -917,8 +1098,20 @@ fn status_text(c: &ContainerRecord) -> String {
             .unwrap_or(0);
         human_duration(api::time::Timestamp::now().seconds - secs)
     };
+    let health = match &c.state.health {
+        Some(h) if h.status == "starting" => " (health: starting)".to_string(),
+        Some(h) if !h.status.is_empty() && health::probe_args(&c.config).is_some() => {
+            format!(" ({})", h.status)
+        }
+        _ => String::new(),
+    };
     match c.state.status.as_str() {
-        "running" => format!("Up {}", ago(&c.state.started_at)),
+        "running" => format!("Up {}{health}", ago(&c.state.started_at)),
+        "restarting" => format!(
+            "Restarting ({}) {} ago",
+            c.state.exit_code,
+            ago(&c.state.finished_at)
+        ),
         "paused" => format!("Up {} (Paused)", ago(&c.state.started_at)),
         "created" => "Created".into(),
         "exited" => format!(
@@ -976,6 +1169,16 @@ pub fn list(inner: &Arc<Inner>, opts: ContainerListOptions) -> ApiResult<Vec<Con
         if !st.is_empty() && !st.iter().any(|s| *s == c.state.status) {
             continue;
         }
+        for h in f.get("health") {
+            if !matches!(h, "starting" | "healthy" | "unhealthy" | "none") {
+                return Err(ApiError::InvalidParameter(format!(
+                    "Unrecognised filter value for health: {h}"
+                )));
+            }
+        }
+        if !f.exact_match("health", health::filter_value(&c)) {
+            continue;
+        }
         let labels = c.config.labels.clone().unwrap_or_default();
         if f.contains("label") && !f.match_labels("label", &labels) {
             continue;
@@ -1025,7 +1228,7 @@ pub fn inspect(inner: &Arc<Inner>, key: &str) -> ApiResult<ContainerInspect> {
         args: c.args.clone(),
         state: ContainerState {
             status: c.state.status.clone(),
-            running: c.state.status == "running" || c.state.status == "paused",
+            running: is_running(&c),
             paused: c.state.status == "paused",
             restarting: c.state.status == "restarting",
             oom_killed: c.state.oom_killed,
@@ -1035,7 +1238,11 @@ pub fn inspect(inner: &Arc<Inner>, key: &str) -> ApiResult<ContainerInspect> {
             error: c.state.error.clone(),
             started_at: c.state.started_at.clone(),
             finished_at: c.state.finished_at.clone(),
-            health: None,
+            health: c
+                .state
+                .health
+                .clone()
+                .filter(|_| health::probe_args(&c.config).is_some()),
         },
         image: c.image_id.clone(),
         resolv_conf_path: dir.join("resolv.conf").display().to_string(),
@@ -1269,6 +1476,7 @@ pub async fn attach(
         let w = attached.stream.try_clone().map_err(internal)?;
         pump_stdin(stdin, w);
     }
+    publish(inner, &c.id, "attach", &[]);
     Ok(AttachOutput {
         tty: attached.tty,
         detach_keys: opts
@@ -1398,6 +1606,11 @@ pub fn exec_create(inner: &Arc<Inner>, key: &str, config: ExecConfig) -> ApiResu
         parse_user(inner, &c.id, &config.user)?;
     }
     let id = ::image::content::random_hex(32).map_err(internal)?;
+    let action = format!(
+        "exec_create: {}",
+        config.cmd.clone().unwrap_or_default().join(" ")
+    );
+    inner.bus.container(&c, &action, &[("execID", id.clone())]);
     inner.execs.lock().map_err(|_| poisoned())?.insert(
         id.clone(),
         ExecRecord {
@@ -1514,14 +1727,27 @@ pub async fn exec_start(
         e.running = true;
         e.pid = reply.pid.unwrap_or(0) as i64;
     });
+    let cmdline = e.config.cmd.clone().unwrap_or_default().join(" ");
+    inner.bus.container(
+        &c,
+        &format!("exec_start: {cmdline}"),
+        &[("execID", id.to_string())],
+    );
     let finish = {
         let (inner, id, sd) = (inner.clone(), id.to_string(), sd.clone());
+        let c = c.clone();
         move || {
             let st = shim::client::wait_exec(&sd, &id);
+            let code = st.as_ref().map(|s| s.exit_code as i64).unwrap_or(126);
             set_exec(&inner, &id, |e| {
                 e.running = false;
-                e.exit_code = Some(st.as_ref().map(|s| s.exit_code as i64).unwrap_or(126));
+                e.exit_code = Some(code);
             });
+            inner.bus.container(
+                &c,
+                "exec_die",
+                &[("execID", id.clone()), ("exitCode", code.to_string())],
+            );
             None
         }
     };

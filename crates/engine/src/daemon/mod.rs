@@ -6,7 +6,10 @@
 
 mod config;
 mod containers;
+mod events;
+mod health;
 mod images;
+mod restart;
 mod store;
 mod system;
 
@@ -288,6 +291,12 @@ pub(crate) struct Inner {
     pub containers: Mutex<HashMap<String, ContainerRecord>>,
     pub execs: Mutex<HashMap<String, containers::ExecRecord>>,
     pub events: tokio::sync::broadcast::Sender<Event>,
+    /// `GET /events`: the Docker event bus.
+    pub bus: events::Bus,
+    /// Restart-policy backoff delays.
+    pub restart: restart::Backoff,
+    /// Health-check tasks.
+    pub health: health::Monitors,
     pub exe: PathBuf,
     pub registry: registry::Client,
 }
@@ -337,10 +346,14 @@ impl Daemon {
             containers: Mutex::new(records.into_iter().map(|c| (c.id.clone(), c)).collect()),
             execs: Mutex::new(HashMap::new()),
             events,
+            bus: events::Bus::new(),
+            restart: restart::Backoff::default(),
+            health: health::Monitors::default(),
             exe,
             registry,
         });
         containers::reconcile(&inner);
+        restart::on_daemon_start(&inner);
         Ok(Daemon { inner })
     }
 }
@@ -353,11 +366,11 @@ impl Backend for Daemon {
     async fn info(&self) -> ApiResult<SystemInfo> {
         system::info(&self.inner)
     }
-    async fn disk_usage(&self, _opts: DiskUsageOptions) -> ApiResult<DiskUsage> {
-        Err(ApiError::not_implemented("system df"))
+    async fn disk_usage(&self, opts: DiskUsageOptions) -> ApiResult<DiskUsage> {
+        containers::disk_usage(&self.inner, opts).await
     }
-    async fn events(&self, _opts: EventsOptions) -> ApiResult<JsonStream<EventMessage>> {
-        Ok(Box::pin(futures_util::stream::pending()))
+    async fn events(&self, opts: EventsOptions) -> ApiResult<JsonStream<EventMessage>> {
+        Ok(self.inner.bus.subscribe(opts))
     }
     async fn auth(&self, _auth: AuthConfig) -> ApiResult<AuthResponse> {
         Err(ApiError::not_implemented(
@@ -383,7 +396,9 @@ impl Backend for Daemon {
             Ok(()) | Err(ApiError::NotModified(_)) => {}
             Err(e) => return Err(e),
         }
-        containers::start(&self.inner, id).await
+        containers::start(&self.inner, id).await?;
+        containers::publish(&self.inner, id, "restart", &[]);
+        Ok(())
     }
     async fn container_kill(&self, id: &str, signal: Option<String>) -> ApiResult<()> {
         containers::kill(&self.inner, id, signal).await
@@ -461,8 +476,8 @@ impl Backend for Daemon {
     ) -> ApiResult<AttachOutput> {
         containers::attach(&self.inner, id, opts, stdin).await
     }
-    async fn container_prune(&self, _filters: Filters) -> ApiResult<ContainerPruneResponse> {
-        containers::prune(&self.inner).await
+    async fn container_prune(&self, filters: Filters) -> ApiResult<ContainerPruneResponse> {
+        containers::prune(&self.inner, filters).await
     }
     async fn container_commit(&self, _opts: CommitOptions) -> ApiResult<IdResponse> {
         Err(ApiError::not_implemented("container commit"))
@@ -512,6 +527,13 @@ impl Backend for Daemon {
         opts: ImageRemoveOptions,
     ) -> ApiResult<Vec<ImageDeleteItem>> {
         images::remove(&self.inner, name, opts).await
+    }
+    async fn network_prune(&self, _filters: Filters) -> ApiResult<NetworkPruneResponse> {
+        // Until berth has user-defined networks there is nothing to prune (`docker system
+        // prune` calls this).
+        Ok(NetworkPruneResponse {
+            networks_deleted: Some(Vec::new()),
+        })
     }
     async fn image_prune(&self, _filters: Filters) -> ApiResult<ImagePruneResponse> {
         Err(ApiError::not_implemented("image prune"))

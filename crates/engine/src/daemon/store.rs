@@ -31,6 +31,9 @@ pub struct StateRecord {
     pub oom_killed: bool,
     /// Why the last start failed.
     pub error: String,
+    /// Health-check state, for containers with a health check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<api::types::Health>,
 }
 
 /// One container.
@@ -65,6 +68,9 @@ pub struct ContainerRecord {
     pub tty: bool,
     /// Restarts done by the daemon.
     pub restart_count: i64,
+    /// Stopped or killed by a user: its restart policy does not restart it.
+    #[serde(default)]
+    pub manually_stopped: bool,
 }
 
 /// The open table.

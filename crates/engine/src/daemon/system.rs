@@ -136,6 +136,7 @@ pub fn info(inner: &Inner) -> ApiResult<SystemInfo> {
                 .into(),
         ]),
         system_time: ::image::config::unix_to_rfc3339(api::time::Timestamp::now().seconds, 0),
+        n_events_listener: inner.bus.listeners() as i64,
         ..Default::default()
     })
 }
