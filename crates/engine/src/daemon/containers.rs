@@ -37,7 +37,7 @@ fn now_rfc3339() -> String {
     shim::timefmt::rfc3339_nano(t.seconds, t.nanos)
 }
 
-fn state_dir(inner: &Inner, id: &str) -> PathBuf {
+pub(crate) fn state_dir(inner: &Inner, id: &str) -> PathBuf {
     inner.opts.exec_root.join("shims").join(id)
 }
 
@@ -46,7 +46,7 @@ fn runtime_root(inner: &Inner) -> PathBuf {
 }
 
 /// Finds a container by full ID, name (with or without `/`), or unique ID prefix.
-fn lookup(inner: &Inner, key: &str) -> ApiResult<ContainerRecord> {
+pub(crate) fn lookup(inner: &Inner, key: &str) -> ApiResult<ContainerRecord> {
     let m = inner.containers.lock().map_err(|_| poisoned())?;
     let k = key.strip_prefix('/').unwrap_or(key);
     if let Some(c) = m.get(k) {
@@ -85,7 +85,7 @@ pub(crate) fn publish(inner: &Inner, key: &str, action: &str, extra: &[(&str, St
     }
 }
 
-fn update(
+pub(crate) fn update(
     inner: &Inner,
     id: &str,
     f: impl FnOnce(&mut ContainerRecord),
@@ -102,7 +102,7 @@ fn update(
     Ok(c)
 }
 
-fn is_running(c: &ContainerRecord) -> bool {
+pub(crate) fn is_running(c: &ContainerRecord) -> bool {
     matches!(c.state.status.as_str(), "running" | "paused" | "restarting")
 }
 
@@ -1809,9 +1809,9 @@ pub fn exec_inspect(inner: &Arc<Inner>, id: &str) -> ApiResult<ExecInspect> {
 
 /// A `Write` that sends chunks into a channel (the tar of `export` is written on a blocking
 /// thread and streamed as it is produced).
-struct ChannelWriter {
-    tx: tokio::sync::mpsc::Sender<Result<bytes::Bytes, ApiError>>,
-    buf: Vec<u8>,
+pub(crate) struct ChannelWriter {
+    pub tx: tokio::sync::mpsc::Sender<Result<bytes::Bytes, ApiError>>,
+    pub buf: Vec<u8>,
 }
 
 impl Write for ChannelWriter {

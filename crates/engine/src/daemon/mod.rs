@@ -4,14 +4,18 @@
 //! reconciliation with the shims of containers that kept running while the daemon was down
 //! (live restore: the daemon never kills containers when it exits).
 
+mod archive;
+mod changes;
 mod config;
 mod containers;
 mod events;
 mod health;
 mod images;
 mod restart;
+mod stats;
 mod store;
 mod system;
+mod update;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -432,38 +436,38 @@ impl Backend for Daemon {
     }
     async fn container_stats(
         &self,
-        _id: &str,
-        _opts: StatsOptions,
+        id: &str,
+        opts: StatsOptions,
     ) -> ApiResult<JsonStream<ContainerStats>> {
-        Err(ApiError::not_implemented("container stats"))
+        stats::stats(&self.inner, id, opts).await
     }
-    async fn container_changes(&self, _id: &str) -> ApiResult<Vec<FilesystemChange>> {
-        Err(ApiError::not_implemented("container diff"))
+    async fn container_changes(&self, id: &str) -> ApiResult<Vec<FilesystemChange>> {
+        changes::changes(&self.inner, id).await
     }
     async fn container_export(&self, id: &str) -> ApiResult<ByteStream> {
         containers::export(&self.inner, id)
     }
-    async fn container_archive_stat(&self, _id: &str, _path: &str) -> ApiResult<PathStat> {
-        Err(ApiError::not_implemented("container archive (docker cp)"))
+    async fn container_archive_stat(&self, id: &str, path: &str) -> ApiResult<PathStat> {
+        archive::stat(&self.inner, id, path).await
     }
-    async fn container_archive_get(&self, _id: &str, _path: &str) -> ApiResult<ContainerArchive> {
-        Err(ApiError::not_implemented("container archive (docker cp)"))
+    async fn container_archive_get(&self, id: &str, path: &str) -> ApiResult<ContainerArchive> {
+        archive::get(&self.inner, id, path).await
     }
     async fn container_archive_put(
         &self,
-        _id: &str,
-        _path: &str,
-        _opts: ArchivePutOptions,
-        _content: ByteStream,
+        id: &str,
+        path: &str,
+        opts: ArchivePutOptions,
+        content: ByteStream,
     ) -> ApiResult<()> {
-        Err(ApiError::not_implemented("container archive (docker cp)"))
+        archive::put(&self.inner, id, path, opts, content).await
     }
     async fn container_update(
         &self,
-        _id: &str,
-        _update: ContainerUpdateRequest,
+        id: &str,
+        update: ContainerUpdateRequest,
     ) -> ApiResult<ContainerUpdateResponse> {
-        Err(ApiError::not_implemented("container update"))
+        update::update(&self.inner, id, update).await
     }
     async fn container_resize(&self, id: &str, height: u32, width: u32) -> ApiResult<()> {
         containers::resize(&self.inner, id, None, height, width).await
@@ -479,8 +483,8 @@ impl Backend for Daemon {
     async fn container_prune(&self, filters: Filters) -> ApiResult<ContainerPruneResponse> {
         containers::prune(&self.inner, filters).await
     }
-    async fn container_commit(&self, _opts: CommitOptions) -> ApiResult<IdResponse> {
-        Err(ApiError::not_implemented("container commit"))
+    async fn container_commit(&self, opts: CommitOptions) -> ApiResult<IdResponse> {
+        changes::commit(&self.inner, opts).await
     }
 
     async fn exec_create(&self, container: &str, config: ExecConfig) -> ApiResult<IdResponse> {
