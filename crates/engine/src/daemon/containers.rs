@@ -154,24 +154,11 @@ pub async fn create(
 ) -> ApiResult<ContainerCreateResponse> {
     let cfg = req.config;
     let hc = req.host_config.unwrap_or_default();
-    match hc.network_mode.as_str() {
-        "" | "default" | "bridge" | "none" => {}
-        m => {
-            return Err(ApiError::InvalidParameter(format!(
-                "network mode {m:?} is not supported by berth yet: containers only get a loopback network (use --network none or the default)"
-            )))
-        }
-    }
     if hc.binds.as_ref().is_some_and(|b| !b.is_empty())
         || hc.mounts.as_ref().is_some_and(|m| !m.is_empty())
     {
         return Err(ApiError::NotImplemented(
             "volumes and bind mounts (-v, --mount) are not supported by berth's daemon yet".into(),
-        ));
-    }
-    if hc.port_bindings.as_ref().is_some_and(|p| !p.is_empty()) {
-        return Err(ApiError::NotImplemented(
-            "published ports (-p) need networking, which berth's daemon does not have yet".into(),
         ));
     }
     let name = match opts.name {
@@ -208,7 +195,9 @@ pub async fn create(
         env: cfg.env.clone().unwrap_or_default(),
         workdir: Some(cfg.working_dir.clone()).filter(|w| !w.is_empty()),
         user: Some(cfg.user.clone()).filter(|w| !w.is_empty()),
-        hostname: Some(cfg.hostname.clone()).filter(|w| !w.is_empty()),
+        hostname: Some(cfg.hostname.clone())
+            .filter(|w| !w.is_empty())
+            .or_else(|| super::networks::host_hostname(&hc.network_mode)),
         domainname: Some(cfg.domainname.clone()).filter(|w| !w.is_empty()),
         tty: cfg.tty,
         group_add: hc.group_add.clone().unwrap_or_default(),
@@ -270,6 +259,20 @@ pub async fn create(
     let mut hc = hc;
     if hc.network_mode.is_empty() || hc.network_mode == "default" {
         hc.network_mode = "bridge".into();
+    }
+    if let Err(e) = super::networks::on_create(
+        inner,
+        &bundle.id,
+        &mut config,
+        &mut hc,
+        req.networking_config.as_ref(),
+        &bundle.run.exposed_ports,
+    )
+    .and_then(|_| super::networks::patch_spec(inner, &bundle.dir, &bundle.id, &hc.network_mode))
+    {
+        let _ = super::networks::forget(inner, &bundle.id);
+        let _ = crate::bundle::remove(&inner.images, &inner.opts.data_root, &bundle.id);
+        return Err(e);
     }
     let args = bundle.run.args.clone();
     let rec = ContainerRecord {
@@ -398,12 +401,15 @@ fn shim_alive(inner: &Inner, id: &str) -> bool {
 }
 
 /// Makes sure a created (not started) container has its shim.
-fn ensure_shim(inner: &Inner, id: &str) -> ApiResult<()> {
+fn ensure_shim(inner: &Arc<Inner>, id: &str) -> ApiResult<()> {
     let c = lookup(inner, id)?;
     if shim_alive(inner, &c.id) && shim::client::read_exit(&state_dir(inner, &c.id)).is_none() {
         return Ok(());
     }
-    let pid = spawn_shim(inner, &c)?;
+    super::networks::setup(inner, &c)?;
+    let pid = spawn_shim(inner, &c).inspect_err(|_| {
+        let _ = super::networks::teardown(inner, &c.id);
+    })?;
     update(inner, &c.id, |c| c.state.pid = pid as i64)?;
     Ok(())
 }
@@ -424,6 +430,8 @@ fn monitor(inner: Arc<Inner>, id: String) {
             c.state.finished_at = finished;
             c.state.oom_killed = oom;
         });
+        let (i2, id2) = (inner.clone(), id.clone());
+        let _ = blocking(move || super::networks::teardown(&i2, &id2)).await;
         let _ = inner.events.send(Event::Die(id.clone(), code));
         if let Ok(c) = rec {
             if c.host_config.auto_remove {
@@ -718,6 +726,7 @@ async fn remove_now(inner: &Arc<Inner>, id: &str) -> ApiResult<()> {
     let (i2, id2) = (inner.clone(), id.to_string());
     blocking(move || {
         let _ = std::fs::remove_dir_all(state_dir(&i2, &id2));
+        let _ = super::networks::forget(&i2, &id2);
         crate::bundle::remove(&i2.images, &i2.opts.data_root, &id2).map_err(internal)?;
         i2.store.delete(&id2).map_err(internal)?;
         i2.containers.lock().map_err(|_| poisoned())?.remove(&id2);
@@ -888,6 +897,7 @@ pub fn list(inner: &Arc<Inner>, opts: ContainerListOptions) -> ApiResult<Vec<Con
             state: c.state.status.clone(),
             status: status_text(&c),
             host_config: Some(serde_json::json!({"NetworkMode": c.host_config.network_mode})),
+            ports: super::networks::summary_ports(inner, &c),
             ..Default::default()
         });
         if opts.limit.is_some_and(|l| out.len() >= l) {
@@ -948,7 +958,7 @@ pub fn inspect(inner: &Arc<Inner>, key: &str) -> ApiResult<ContainerInspect> {
             data: None,
         },
         config: c.config.clone(),
-        network_settings: NetworkSettings::default(),
+        network_settings: super::networks::settings(inner, &c),
         ..Default::default()
     })
 }

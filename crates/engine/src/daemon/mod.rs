@@ -6,6 +6,7 @@
 
 mod containers;
 mod images;
+mod networks;
 mod store;
 mod system;
 
@@ -52,6 +53,9 @@ pub enum Error {
     /// The registry client could not be made.
     #[error("cannot make the registry client: {0}")]
     Registry(String),
+    /// The network options or state are unusable.
+    #[error("networking: {0}")]
+    Network(String),
 }
 
 /// What the daemon is told on its command line (dockerd's flags).
@@ -69,6 +73,12 @@ pub struct DaemonOptions {
     pub live_restore: bool,
     /// `debug`, `info`, `warn`, `error`, `fatal`.
     pub log_level: String,
+    /// The default bridge's link name (`berth0`; a daemon with its own exec root gets its own).
+    pub bridge_name: Option<String>,
+    /// The default bridge's address and prefix, `172.17.0.1/16` (default: picked from the pools).
+    pub bip: Option<String>,
+    /// Subnet pools, `base=10.10.0.0/16,size=24` (default: Docker's).
+    pub default_address_pools: Vec<String>,
 }
 
 impl Default for DaemonOptions {
@@ -80,6 +90,9 @@ impl Default for DaemonOptions {
             insecure_registries: Vec::new(),
             live_restore: false,
             log_level: "info".into(),
+            bridge_name: None,
+            bip: None,
+            default_address_pools: Vec::new(),
         }
     }
 }
@@ -108,6 +121,15 @@ struct Cli {
     /// Keep containers alive while the daemon is down.
     #[arg(long)]
     live_restore: bool,
+    /// Name of the default bridge link.
+    #[arg(long = "bridge-name")]
+    bridge_name: Option<String>,
+    /// Address and prefix of the default bridge (`172.17.0.1/16`).
+    #[arg(long)]
+    bip: Option<String>,
+    /// Subnet pools for networks: `base=10.10.0.0/16,size=24` (repeatable).
+    #[arg(long = "default-address-pools")]
+    default_address_pools: Vec<String>,
     /// dockerd's daemon.json (ignored).
     #[arg(long)]
     config_file: Option<PathBuf>,
@@ -140,6 +162,9 @@ pub fn main(args: Vec<String>) -> i32 {
         insecure_registries: cli.insecure_registry,
         live_restore: cli.live_restore,
         log_level: cli.log_level,
+        bridge_name: cli.bridge_name,
+        bip: cli.bip,
+        default_address_pools: cli.default_address_pools,
     };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -230,6 +255,7 @@ pub(crate) struct Inner {
     pub events: tokio::sync::broadcast::Sender<Event>,
     pub exe: PathBuf,
     pub registry: registry::Client,
+    pub networks: networks::Networks,
 }
 
 /// The daemon: implements [`api::Backend`].
@@ -264,6 +290,7 @@ impl Daemon {
             ..Default::default()
         })
         .map_err(|e| Error::Registry(e.to_string()))?;
+        let networks = networks::Networks::open(&opts, store.db())?;
         let records = store.load_all()?;
         let (events, _) = tokio::sync::broadcast::channel(256);
         let inner = Arc::new(Inner {
@@ -275,8 +302,10 @@ impl Daemon {
             events,
             exe,
             registry,
+            networks,
         });
         containers::reconcile(&inner);
+        networks::restore(&inner);
         Ok(Daemon { inner })
     }
 }
@@ -428,6 +457,28 @@ impl Backend for Daemon {
     }
     async fn exec_inspect(&self, id: &str) -> ApiResult<ExecInspect> {
         containers::exec_inspect(&self.inner, id)
+    }
+
+    async fn network_list(&self, filters: Filters) -> ApiResult<Vec<Network>> {
+        networks::list(&self.inner, filters)
+    }
+    async fn network_inspect(&self, id: &str, _verbose: bool) -> ApiResult<Network> {
+        networks::inspect(&self.inner, id)
+    }
+    async fn network_create(&self, req: NetworkCreateRequest) -> ApiResult<NetworkCreateResponse> {
+        networks::create(&self.inner, req).await
+    }
+    async fn network_remove(&self, id: &str) -> ApiResult<()> {
+        networks::remove(&self.inner, id).await
+    }
+    async fn network_connect(&self, id: &str, req: NetworkConnectRequest) -> ApiResult<()> {
+        networks::connect(&self.inner, id, req).await
+    }
+    async fn network_disconnect(&self, id: &str, req: NetworkDisconnectRequest) -> ApiResult<()> {
+        networks::disconnect(&self.inner, id, req).await
+    }
+    async fn network_prune(&self, filters: Filters) -> ApiResult<NetworkPruneResponse> {
+        networks::prune(&self.inner, filters).await
     }
 
     async fn image_list(&self, opts: ImageListOptions) -> ApiResult<Vec<ImageSummary>> {

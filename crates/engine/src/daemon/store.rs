@@ -135,3 +135,10 @@ impl Store {
         tx.commit().map_err(|e| self.err(e))
     }
 }
+
+impl Store {
+    /// The database, for other modules' tables (networks).
+    pub(crate) fn db(&self) -> &Database {
+        &self.db
+    }
+}
