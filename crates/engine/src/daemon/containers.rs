@@ -423,6 +423,9 @@ fn monitor(inner: Arc<Inner>, id: String) {
             Ok(Ok(s)) => (s.exit_code as i64, s.finished_at, s.oom_killed),
             _ => (255, now_rfc3339(), false),
         };
+        // Networking first: a start seen after the exit must not race this teardown.
+        let (i2, id2) = (inner.clone(), id.clone());
+        let _ = blocking(move || super::networks::teardown(&i2, &id2)).await;
         let rec = update(&inner, &id, |c| {
             c.state.status = "exited".into();
             c.state.exit_code = code;
@@ -430,8 +433,6 @@ fn monitor(inner: Arc<Inner>, id: String) {
             c.state.finished_at = finished;
             c.state.oom_killed = oom;
         });
-        let (i2, id2) = (inner.clone(), id.clone());
-        let _ = blocking(move || super::networks::teardown(&i2, &id2)).await;
         let _ = inner.events.send(Event::Die(id.clone(), code));
         if let Ok(c) = rec {
             if c.host_config.auto_remove {

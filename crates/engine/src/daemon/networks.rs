@@ -10,8 +10,9 @@
 //!
 //! Coexistence: berth only ever deletes links it recorded (its bridges and veths) and only
 //! writes its own nftables table. A daemon whose exec root is not the default one is an
-//! *instance* with its own tag: its default bridge and nft table carry the tag, so test
-//! daemons run side by side. The default bridge link exists while containers use it.
+//! *instance* with its own tag: its default bridge carries the tag (or is `--bridge-name`),
+//! and the nft table is named after the default bridge (`berth` for `berth0`, else
+//! `berth_<bridge>`), so test daemons run side by side. The default bridge link exists while containers use it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::Ipv4Addr;
@@ -143,7 +144,7 @@ pub(crate) struct Networks {
     netns_dir: PathBuf,
 }
 
-/// Parsed network options of the daemon.
+/// A daemon's instance tag: empty for the default exec root, else a hash of it.
 fn instance_tag(opts: &DaemonOptions) -> String {
     if opts.exec_root == std::path::Path::new("/run/berth") {
         return String::new();
@@ -229,15 +230,16 @@ impl Networks {
     ) -> Result<Networks, super::Error> {
         let bad = |m: String| super::Error::Network(m);
         let tag = instance_tag(opts);
-        let table = if tag.is_empty() {
-            "berth".to_string()
-        } else {
-            format!("berth-{tag}")
-        };
         let default_bridge = match &opts.bridge_name {
             Some(b) => b.clone(),
             None if tag.is_empty() => "berth0".into(),
             None => format!("berth-{tag}"),
+        };
+        // One table per default bridge: `berth` for berth0, `berth_<bridge>` otherwise.
+        let table = if default_bridge == "berth0" {
+            "berth".to_string()
+        } else {
+            format!("berth_{default_bridge}")
         };
         if !::network::netlink::valid_name(&default_bridge) {
             return Err(bad(format!(
