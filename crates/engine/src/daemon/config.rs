@@ -50,6 +50,15 @@ pub struct RuntimeSpec {
     pub runtime_args: Vec<String>,
 }
 
+/// One of daemon.json's `default-address-pools`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct AddressPool {
+    /// The pool, e.g. `10.10.0.0/16`.
+    pub base: String,
+    /// The prefix length of each network taken from it.
+    pub size: u8,
+}
+
 /// The keys of daemon.json berth reads (dockerd's names); others are reported and ignored.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
@@ -72,6 +81,11 @@ pub struct FileConfig {
     pub log_driver: Option<String>,
     #[serde(rename = "log-opts")]
     pub log_opts: Option<BTreeMap<String, String>>,
+    /// The default bridge's address and prefix.
+    pub bip: Option<String>,
+    /// Subnet pools for networks.
+    #[serde(rename = "default-address-pools")]
+    pub default_address_pools: Option<Vec<AddressPool>>,
     /// Everything else.
     #[serde(flatten)]
     pub other: BTreeMap<String, serde_json::Value>,
@@ -181,13 +195,15 @@ mod tests {
         let p = d.path().join("daemon.json");
         std::fs::write(
             &p,
-            r#"{"data-root":"/x","log-opts":{"max-size":"10m"},"runtimes":{"crun":{"path":"/usr/bin/crun","runtimeArgs":["--debug"]}},"bip":"10.9.0.1/24"}"#,
+            r#"{"data-root":"/x","log-opts":{"max-size":"10m"},"runtimes":{"crun":{"path":"/usr/bin/crun","runtimeArgs":["--debug"]}},"bip":"10.9.0.1/24","default-address-pools":[{"base":"10.10.0.0/16","size":24}],"iptables":false}"#,
         )
         .unwrap();
         let c = load(&p, &[]).unwrap();
         assert_eq!(c.data_root.as_deref(), Some(Path::new("/x")));
         assert_eq!(c.log_opts.unwrap()["max-size"], "10m");
-        assert!(c.other.contains_key("bip"));
+        assert_eq!(c.bip.as_deref(), Some("10.9.0.1/24"));
+        assert_eq!(c.default_address_pools.unwrap()[0].size, 24);
+        assert!(c.other.contains_key("iptables"));
         let t = runtimes(&["mine=/bin/true".into()], c.runtimes.as_ref()).unwrap();
         assert_eq!(t["crun"].runtime_args, vec!["--debug".to_string()]);
         assert_eq!(t["mine"].path, "/bin/true");

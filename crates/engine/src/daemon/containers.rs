@@ -161,24 +161,11 @@ pub async fn create(
 ) -> ApiResult<ContainerCreateResponse> {
     let cfg = req.config;
     let hc = req.host_config.unwrap_or_default();
-    match hc.network_mode.as_str() {
-        "" | "default" | "bridge" | "none" => {}
-        m => {
-            return Err(ApiError::InvalidParameter(format!(
-                "network mode {m:?} is not supported by berth yet: containers only get a loopback network (use --network none or the default)"
-            )))
-        }
-    }
     if hc.binds.as_ref().is_some_and(|b| !b.is_empty())
         || hc.mounts.as_ref().is_some_and(|m| !m.is_empty())
     {
         return Err(ApiError::NotImplemented(
             "volumes and bind mounts (-v, --mount) are not supported by berth's daemon yet".into(),
-        ));
-    }
-    if hc.port_bindings.as_ref().is_some_and(|p| !p.is_empty()) {
-        return Err(ApiError::NotImplemented(
-            "published ports (-p) need networking, which berth's daemon does not have yet".into(),
         ));
     }
     let runtime_name = if hc.runtime.as_deref().is_none_or(str::is_empty) {
@@ -228,7 +215,9 @@ pub async fn create(
         env: cfg.env.clone().unwrap_or_default(),
         workdir: Some(cfg.working_dir.clone()).filter(|w| !w.is_empty()),
         user: Some(cfg.user.clone()).filter(|w| !w.is_empty()),
-        hostname: Some(cfg.hostname.clone()).filter(|w| !w.is_empty()),
+        hostname: Some(cfg.hostname.clone())
+            .filter(|w| !w.is_empty())
+            .or_else(|| super::networks::host_hostname(&hc.network_mode)),
         domainname: Some(cfg.domainname.clone()).filter(|w| !w.is_empty()),
         tty: cfg.tty,
         group_add: hc.group_add.clone().unwrap_or_default(),
@@ -308,6 +297,20 @@ pub async fn create(
             lc.config = Some(opts.into_iter().collect());
         }
         hc.log_config = Some(lc);
+    }
+    if let Err(e) = super::networks::on_create(
+        inner,
+        &bundle.id,
+        &mut config,
+        &mut hc,
+        req.networking_config.as_ref(),
+        &bundle.run.exposed_ports,
+    )
+    .and_then(|_| super::networks::patch_spec(inner, &bundle.dir, &bundle.id, &hc.network_mode))
+    {
+        let _ = super::networks::forget(inner, &bundle.id);
+        let _ = crate::bundle::remove(&inner.images, &inner.opts.data_root, &bundle.id);
+        return Err(e);
     }
     let args = bundle.run.args.clone();
     let rec = ContainerRecord {
@@ -510,12 +513,15 @@ fn shim_alive(inner: &Inner, id: &str) -> bool {
 }
 
 /// Makes sure a created (not started) container has its shim.
-fn ensure_shim(inner: &Inner, id: &str) -> ApiResult<()> {
+fn ensure_shim(inner: &Arc<Inner>, id: &str) -> ApiResult<()> {
     let c = lookup(inner, id)?;
     if shim_alive(inner, &c.id) && shim::client::read_exit(&state_dir(inner, &c.id)).is_none() {
         return Ok(());
     }
-    let pid = spawn_shim(inner, &c)?;
+    super::networks::setup(inner, &c)?;
+    let pid = spawn_shim(inner, &c).inspect_err(|_| {
+        let _ = super::networks::teardown(inner, &c.id);
+    })?;
     update(inner, &c.id, |c| c.state.pid = pid as i64)?;
     Ok(())
 }
@@ -530,6 +536,9 @@ fn monitor(inner: Arc<Inner>, id: String) {
             _ => (255, now_rfc3339(), false),
         };
         health::stop(&inner, &id);
+        // Networking first: a start seen after the exit must not race this teardown.
+        let (i2, id2) = (inner.clone(), id.clone());
+        let _ = blocking(move || super::networks::teardown(&i2, &id2)).await;
         let mut again = None;
         let rec = update(&inner, &id, |c| {
             c.state.status = "exited".into();
@@ -885,6 +894,7 @@ async fn remove_now(inner: &Arc<Inner>, id: &str) -> ApiResult<()> {
     let (i2, id2) = (inner.clone(), id.to_string());
     blocking(move || {
         let _ = std::fs::remove_dir_all(state_dir(&i2, &id2));
+        let _ = super::networks::forget(&i2, &id2);
         crate::bundle::remove(&i2.images, &i2.opts.data_root, &id2).map_err(internal)?;
         i2.store.delete(&id2).map_err(internal)?;
         i2.containers.lock().map_err(|_| poisoned())?.remove(&id2);
@@ -1200,6 +1210,7 @@ pub fn list(inner: &Arc<Inner>, opts: ContainerListOptions) -> ApiResult<Vec<Con
             state: c.state.status.clone(),
             status: status_text(&c),
             host_config: Some(serde_json::json!({"NetworkMode": c.host_config.network_mode})),
+            ports: super::networks::summary_ports(inner, &c),
             ..Default::default()
         });
         if opts.limit.is_some_and(|l| out.len() >= l) {
@@ -1264,7 +1275,7 @@ pub fn inspect(inner: &Arc<Inner>, key: &str) -> ApiResult<ContainerInspect> {
             data: None,
         },
         config: c.config.clone(),
-        network_settings: NetworkSettings::default(),
+        network_settings: super::networks::settings(inner, &c),
         ..Default::default()
     })
 }

@@ -13,6 +13,7 @@ mod health;
 mod images;
 mod restart;
 mod stats;
+mod networks;
 mod store;
 mod system;
 mod update;
@@ -60,6 +61,9 @@ pub enum Error {
     /// The registry client could not be made.
     #[error("cannot make the registry client: {0}")]
     Registry(String),
+    /// The network options or state are unusable.
+    #[error("networking: {0}")]
+    Network(String),
 }
 
 /// What the daemon is told on its command line (dockerd's flags).
@@ -83,6 +87,12 @@ pub struct DaemonOptions {
     pub default_runtime: String,
     /// Default json-file log options (`max-size`, `max-file`) of daemon.json's `log-opts`.
     pub log_opts: std::collections::BTreeMap<String, String>,
+    /// The default bridge's link name (`berth0`; a daemon with its own exec root gets its own).
+    pub bridge_name: Option<String>,
+    /// The default bridge's address and prefix, `172.17.0.1/16` (default: picked from the pools).
+    pub bip: Option<String>,
+    /// Subnet pools, `base=10.10.0.0/16,size=24` (default: Docker's).
+    pub default_address_pools: Vec<String>,
 }
 
 impl Default for DaemonOptions {
@@ -99,6 +109,9 @@ impl Default for DaemonOptions {
                 .collect(),
             default_runtime: config::BUILTIN_RUNTIME.into(),
             log_opts: Default::default(),
+            bridge_name: None,
+            bip: None,
+            default_address_pools: Vec::new(),
         }
     }
 }
@@ -133,6 +146,15 @@ struct Cli {
     /// The runtime of containers that do not name one [default: berth].
     #[arg(long)]
     default_runtime: Option<String>,
+    /// Name of the default bridge link.
+    #[arg(long = "bridge-name")]
+    bridge_name: Option<String>,
+    /// Address and prefix of the default bridge (`172.17.0.1/16`).
+    #[arg(long)]
+    bip: Option<String>,
+    /// Subnet pools for networks: `base=10.10.0.0/16,size=24` (repeatable).
+    #[arg(long = "default-address-pools")]
+    default_address_pools: Vec<String>,
     /// dockerd-style daemon.json [default: /etc/berth/daemon.json when it exists].
     #[arg(long)]
     config_file: Option<PathBuf>,
@@ -154,6 +176,8 @@ fn options(cli: Cli) -> Result<DaemonOptions, config::ConfigError> {
                 (!cli.insecure_registry.is_empty(), "insecure-registries"),
                 (cli.log_level.is_some(), "log-level"),
                 (cli.default_runtime.is_some(), "default-runtime"),
+                (cli.bip.is_some(), "bip"),
+                (!cli.default_address_pools.is_empty(), "default-address-pools"),
             ] {
                 if on {
                     given.push(name);
@@ -188,6 +212,17 @@ fn options(cli: Cli) -> Result<DaemonOptions, config::ConfigError> {
         runtimes,
         default_runtime,
         log_opts: file.log_opts.unwrap_or_default(),
+        bridge_name: cli.bridge_name,
+        bip: cli.bip.or(file.bip),
+        default_address_pools: if !cli.default_address_pools.is_empty() {
+            cli.default_address_pools
+        } else {
+            file.default_address_pools
+                .unwrap_or_default()
+                .into_iter()
+                .map(|p| format!("base={},size={}", p.base, p.size))
+                .collect()
+        },
     })
 }
 
@@ -303,6 +338,7 @@ pub(crate) struct Inner {
     pub health: health::Monitors,
     pub exe: PathBuf,
     pub registry: registry::Client,
+    pub networks: networks::Networks,
 }
 
 /// The daemon: implements [`api::Backend`].
@@ -341,6 +377,7 @@ impl Daemon {
             ..Default::default()
         })
         .map_err(|e| Error::Registry(e.to_string()))?;
+        let networks = networks::Networks::open(&opts, store.db())?;
         let records = store.load_all()?;
         let (events, _) = tokio::sync::broadcast::channel(256);
         let inner = Arc::new(Inner {
@@ -355,9 +392,11 @@ impl Daemon {
             health: health::Monitors::default(),
             exe,
             registry,
+            networks,
         });
         containers::reconcile(&inner);
         restart::on_daemon_start(&inner);
+        networks::restore(&inner);
         Ok(Daemon { inner })
     }
 }
@@ -513,6 +552,28 @@ impl Backend for Daemon {
         containers::exec_inspect(&self.inner, id)
     }
 
+    async fn network_list(&self, filters: Filters) -> ApiResult<Vec<Network>> {
+        networks::list(&self.inner, filters)
+    }
+    async fn network_inspect(&self, id: &str, _verbose: bool) -> ApiResult<Network> {
+        networks::inspect(&self.inner, id)
+    }
+    async fn network_create(&self, req: NetworkCreateRequest) -> ApiResult<NetworkCreateResponse> {
+        networks::create(&self.inner, req).await
+    }
+    async fn network_remove(&self, id: &str) -> ApiResult<()> {
+        networks::remove(&self.inner, id).await
+    }
+    async fn network_connect(&self, id: &str, req: NetworkConnectRequest) -> ApiResult<()> {
+        networks::connect(&self.inner, id, req).await
+    }
+    async fn network_disconnect(&self, id: &str, req: NetworkDisconnectRequest) -> ApiResult<()> {
+        networks::disconnect(&self.inner, id, req).await
+    }
+    async fn network_prune(&self, filters: Filters) -> ApiResult<NetworkPruneResponse> {
+        networks::prune(&self.inner, filters).await
+    }
+
     async fn image_list(&self, opts: ImageListOptions) -> ApiResult<Vec<ImageSummary>> {
         images::list(&self.inner, opts).await
     }
@@ -531,13 +592,6 @@ impl Backend for Daemon {
         opts: ImageRemoveOptions,
     ) -> ApiResult<Vec<ImageDeleteItem>> {
         images::remove(&self.inner, name, opts).await
-    }
-    async fn network_prune(&self, _filters: Filters) -> ApiResult<NetworkPruneResponse> {
-        // Until berth has user-defined networks there is nothing to prune (`docker system
-        // prune` calls this).
-        Ok(NetworkPruneResponse {
-            networks_deleted: Some(Vec::new()),
-        })
     }
     async fn image_prune(&self, _filters: Filters) -> ApiResult<ImagePruneResponse> {
         Err(ApiError::not_implemented("image prune"))

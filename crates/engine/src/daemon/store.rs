@@ -177,6 +177,13 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The database, for other modules' tables (networks).
+    pub(crate) fn db(&self) -> &Database {
+        &self.db
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
