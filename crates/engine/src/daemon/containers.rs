@@ -161,13 +161,6 @@ pub async fn create(
 ) -> ApiResult<ContainerCreateResponse> {
     let cfg = req.config;
     let hc = req.host_config.unwrap_or_default();
-    if hc.binds.as_ref().is_some_and(|b| !b.is_empty())
-        || hc.mounts.as_ref().is_some_and(|m| !m.is_empty())
-    {
-        return Err(ApiError::NotImplemented(
-            "volumes and bind mounts (-v, --mount) are not supported by berth's daemon yet".into(),
-        ));
-    }
     let runtime_name = if hc.runtime.as_deref().is_none_or(str::is_empty) {
         inner.opts.default_runtime.clone()
     } else {
@@ -235,7 +228,9 @@ pub async fn create(
     let res = hc.resources.clone();
     let console = console_size(hc.console_size.as_ref()).filter(|_| cfg.tty);
     let init = hc.resources.init == Some(true);
-    let bundle = blocking(move || {
+    let (cfg2, hc2) = (cfg.clone(), hc.clone());
+    let (bundle, vols) = blocking(move || {
+        let vols = super::volumes::prepare(&inner2, &image_ref, &cfg2, &hc2)?;
         let b = crate::bundle::create(
             &inner2.images,
             &inner2.opts.data_root,
@@ -247,18 +242,29 @@ pub async fn create(
             crate::bundle::Error::NoImage(i) => ApiError::no_such_image(&i),
             crate::bundle::Error::Spec(m) => ApiError::InvalidParameter(m),
             e => internal(e),
-        })?;
+        });
+        let b = match b {
+            Ok(b) => b,
+            Err(e) => {
+                super::volumes::abort(&inner2, &vols);
+                return Err(e);
+            }
+        };
         let annotated = if init {
             crate::bundle::set_annotation(&b.dir, crate::bundle::INIT_ANNOTATION, "true")
                 .map_err(internal)
         } else {
             Ok(())
         };
-        if let Err(e) = annotated.and_then(|()| apply_resources(&b.dir, &res, console)) {
+        if let Err(e) = annotated
+            .and_then(|()| apply_resources(&b.dir, &res, console))
+            .and_then(|()| super::volumes::apply(&inner2, &vols, &b.dir))
+        {
             let _ = crate::bundle::remove(&inner2.images, &inner2.opts.data_root, &b.id);
+            super::volumes::abort(&inner2, &vols);
             return Err(e);
         }
-        Ok(b)
+        Ok((b, vols))
     })
     .await?;
     let warnings = Vec::new();
@@ -280,6 +286,9 @@ pub async fn create(
         config.working_dir = bundle.run.working_dir.clone();
     }
     config.healthcheck = health::merge(config.healthcheck.take(), bundle.run.healthcheck.as_ref());
+    if !vols.config_volumes.is_empty() {
+        config.volumes = Some(vols.config_volumes.clone());
+    }
     let mut hc = hc;
     if hc.network_mode.is_empty() || hc.network_mode == "default" {
         hc.network_mode = "bridge".into();
@@ -310,6 +319,7 @@ pub async fn create(
     {
         let _ = super::networks::forget(inner, &bundle.id);
         let _ = crate::bundle::remove(&inner.images, &inner.opts.data_root, &bundle.id);
+        super::volumes::abort(inner, &vols);
         return Err(e);
     }
     let args = bundle.run.args.clone();
@@ -334,8 +344,15 @@ pub async fn create(
         log_path: bundle.dir.join(format!("{}-json.log", bundle.id)),
         restart_count: 0,
         manually_stopped: false,
+        mounts: vols.mounts.clone(),
     };
-    save(inner, &rec)?;
+    let saved = save(inner, &rec);
+    if saved.is_err() {
+        super::volumes::abort(inner, &vols);
+    } else {
+        super::volumes::release(inner, &vols);
+    }
+    saved?;
     inner.bus.container(&rec, "create", &[]);
     Ok(ContainerCreateResponse {
         id: rec.id,
@@ -518,9 +535,14 @@ fn ensure_shim(inner: &Arc<Inner>, id: &str) -> ApiResult<()> {
     if shim_alive(inner, &c.id) && shim::client::read_exit(&state_dir(inner, &c.id)).is_none() {
         return Ok(());
     }
-    super::networks::setup(inner, &c)?;
+    super::volumes::activate(inner, &c)?;
+    if let Err(e) = super::networks::setup(inner, &c) {
+        super::volumes::deactivate(inner, &c.id);
+        return Err(e);
+    }
     let pid = spawn_shim(inner, &c).inspect_err(|_| {
         let _ = super::networks::teardown(inner, &c.id);
+        super::volumes::deactivate(inner, &c.id);
     })?;
     update(inner, &c.id, |c| c.state.pid = pid as i64)?;
     Ok(())
@@ -554,6 +576,7 @@ fn monitor(inner: Arc<Inner>, id: String) {
                 .bus
                 .container(c, "die", &[("exitCode", code.to_string())]);
         }
+        super::volumes::deactivate(&inner, &id);
         let _ = inner.events.send(Event::Die(id.clone(), code));
         if let (Ok(c), Some(delay)) = (&rec, again) {
             restart::schedule(inner.clone(), id.clone(), delay, c.restart_count);
@@ -897,7 +920,10 @@ async fn remove_now(inner: &Arc<Inner>, id: &str) -> ApiResult<()> {
         let _ = super::networks::forget(&i2, &id2);
         crate::bundle::remove(&i2.images, &i2.opts.data_root, &id2).map_err(internal)?;
         i2.store.delete(&id2).map_err(internal)?;
-        i2.containers.lock().map_err(|_| poisoned())?.remove(&id2);
+        let gone = i2.containers.lock().map_err(|_| poisoned())?.remove(&id2);
+        if let Some(c) = gone {
+            super::volumes::container_removed(&i2, &c, c.host_config.auto_remove);
+        }
         Ok(())
     })
     .await?;
@@ -944,7 +970,11 @@ pub async fn remove(inner: &Arc<Inner>, key: &str, opts: ContainerRemoveOptions)
         )
         .await;
     }
-    remove_now(inner, &c.id).await
+    remove_now(inner, &c.id).await?;
+    if opts.volumes {
+        super::volumes::container_removed(inner, &c, true);
+    }
+    Ok(())
 }
 
 /// `POST /containers/{id}/rename`.
@@ -1211,6 +1241,7 @@ pub fn list(inner: &Arc<Inner>, opts: ContainerListOptions) -> ApiResult<Vec<Con
             status: status_text(&c),
             host_config: Some(serde_json::json!({"NetworkMode": c.host_config.network_mode})),
             ports: super::networks::summary_ports(inner, &c),
+            mounts: super::volumes::mount_points(&c),
             ..Default::default()
         });
         if opts.limit.is_some_and(|l| out.len() >= l) {
@@ -1276,6 +1307,7 @@ pub fn inspect(inner: &Arc<Inner>, key: &str) -> ApiResult<ContainerInspect> {
         },
         config: c.config.clone(),
         network_settings: super::networks::settings(inner, &c),
+        mounts: super::volumes::mount_points(&c),
         ..Default::default()
     })
 }

@@ -17,6 +17,7 @@ mod networks;
 mod store;
 mod system;
 mod update;
+mod volumes;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -339,6 +340,7 @@ pub(crate) struct Inner {
     pub exe: PathBuf,
     pub registry: registry::Client,
     pub networks: networks::Networks,
+    pub volumes: volumes::Volumes,
 }
 
 /// The daemon: implements [`api::Backend`].
@@ -379,6 +381,7 @@ impl Daemon {
         .map_err(|e| Error::Registry(e.to_string()))?;
         let networks = networks::Networks::open(&opts, store.db())?;
         let records = store.load_all()?;
+        let volumes = volumes::Volumes::open(&opts.data_root, &store)?;
         let (events, _) = tokio::sync::broadcast::channel(256);
         let inner = Arc::new(Inner {
             opts,
@@ -393,10 +396,12 @@ impl Daemon {
             exe,
             registry,
             networks,
+            volumes,
         });
         containers::reconcile(&inner);
-        restart::on_daemon_start(&inner);
+        volumes::reconcile(&inner);
         networks::restore(&inner);
+        restart::on_daemon_start(&inner);
         Ok(Daemon { inner })
     }
 }
@@ -572,6 +577,21 @@ impl Backend for Daemon {
     }
     async fn network_prune(&self, filters: Filters) -> ApiResult<NetworkPruneResponse> {
         networks::prune(&self.inner, filters).await
+    }
+    async fn volume_list(&self, filters: Filters) -> ApiResult<VolumeListResponse> {
+        volumes::list(&self.inner, filters).await
+    }
+    async fn volume_create(&self, req: VolumeCreateRequest) -> ApiResult<Volume> {
+        volumes::create(&self.inner, req).await
+    }
+    async fn volume_inspect(&self, name: &str) -> ApiResult<Volume> {
+        volumes::inspect(&self.inner, name).await
+    }
+    async fn volume_remove(&self, name: &str, force: bool) -> ApiResult<()> {
+        volumes::remove(&self.inner, name, force).await
+    }
+    async fn volume_prune(&self, filters: Filters) -> ApiResult<VolumePruneResponse> {
+        volumes::prune(&self.inner, filters).await
     }
 
     async fn image_list(&self, opts: ImageListOptions) -> ApiResult<Vec<ImageSummary>> {

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::Error;
 
 const CONTAINERS: TableDefinition<&str, &str> = TableDefinition::new("engine_containers");
+const VOLUMES: TableDefinition<&str, &str> = TableDefinition::new("volumes");
 
 /// A container's lifecycle state as stored.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -71,6 +72,8 @@ pub struct ContainerRecord {
     /// Stopped or killed by a user: its restart policy does not restart it.
     #[serde(default)]
     pub manually_stopped: bool,
+    /// Its mounts (binds, volumes, tmpfs).
+    pub mounts: Vec<super::volumes::MountRecord>,
 }
 
 /// The open table.
@@ -89,6 +92,7 @@ impl Store {
         };
         let tx = db.begin_write().map_err(|e| err(e.to_string()))?;
         tx.open_table(CONTAINERS).map_err(|e| err(e.to_string()))?;
+        tx.open_table(VOLUMES).map_err(|e| err(e.to_string()))?;
         tx.commit().map_err(|e| err(e.to_string()))?;
         let s = Store {
             db,
@@ -172,6 +176,46 @@ impl Store {
         {
             let mut t = tx.open_table(CONTAINERS).map_err(|e| self.err(e))?;
             t.remove(id).map_err(|e| self.err(e))?;
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// Every volume record (unreadable ones are reported and skipped).
+    pub fn load_volumes(&self) -> Result<Vec<super::volumes::VolumeRecord>, Error> {
+        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let t = tx.open_table(VOLUMES).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(|e| self.err(e))? {
+            let (k, v) = row.map_err(|e| self.err(e))?;
+            match serde_json::from_str(v.value()) {
+                Ok(r) => out.push(r),
+                Err(e) => eprintln!(
+                    "berth daemon: warning: skipping unreadable record of volume {}: {e}",
+                    k.value()
+                ),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes a volume record.
+    pub fn put_volume(&self, v: &super::volumes::VolumeRecord) -> Result<(), Error> {
+        let text = serde_json::to_string(v).map_err(|e| self.err(e))?;
+        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut t = tx.open_table(VOLUMES).map_err(|e| self.err(e))?;
+            t.insert(v.name.as_str(), text.as_str())
+                .map_err(|e| self.err(e))?;
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// Deletes a volume record.
+    pub fn delete_volume(&self, name: &str) -> Result<(), Error> {
+        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut t = tx.open_table(VOLUMES).map_err(|e| self.err(e))?;
+            t.remove(name).map_err(|e| self.err(e))?;
         }
         tx.commit().map_err(|e| self.err(e))
     }
