@@ -653,6 +653,45 @@ fn volume_api_and_driver_options() {
     sb.ok(&["volume", "rm", "v1"]);
     assert!(!sb.data().join("volumes/v1").exists());
 
+    // Events and system df.
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let t0 = now() - 1;
+    sb.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "evvol:/e",
+        "busybox",
+        "sh",
+        "-c",
+        "echo 12345 > /e/f",
+    ]);
+    let df = sb.ok(&["system", "df", "-v", "--format", "{{json .Volumes}}"]);
+    assert!(df.contains("\"evvol\""), "{df}");
+    let df = sb.ok(&["system", "df", "--format", "{{.Type}} {{.TotalCount}}"]);
+    let n = volumes(&sb).len();
+    assert!(df.contains(&format!("Local Volumes {n}")), "{df}");
+    sb.ok(&["volume", "rm", "evvol"]);
+    let ev = sb.ok(&[
+        "events",
+        "--since",
+        &t0.to_string(),
+        "--until",
+        &(now() + 1).to_string(),
+        "--filter",
+        "type=volume",
+        "--filter",
+        "volume=evvol",
+        "--format",
+        "{{.Action}}",
+    ]);
+    assert_eq!(ev, "create\nmount\nunmount\ndestroy\n");
+
     // -o type=tmpfs: mounted while a container uses it, unmounted when it stops.
     sb.ok(&[
         "volume",

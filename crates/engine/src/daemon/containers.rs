@@ -1079,7 +1079,7 @@ fn dir_size(p: &Path) -> u64 {
 }
 
 /// `GET /system/df`: images (with how many containers use them), containers with the sizes
-/// of their writable layers, no volumes or build cache (berth has none yet).
+/// of their writable layers, volumes with their sizes and users, no build cache.
 pub async fn disk_usage(inner: &Arc<Inner>, opts: DiskUsageOptions) -> ApiResult<DiskUsage> {
     let want = |t: &str| opts.types.is_empty() || opts.types.iter().any(|x| x == t);
     let mut du = DiskUsage::default();
@@ -1121,7 +1121,8 @@ pub async fn disk_usage(inner: &Arc<Inner>, opts: DiskUsageOptions) -> ApiResult
         );
     }
     if want("volume") {
-        du.volumes = Some(Vec::new());
+        let i = inner.clone();
+        du.volumes = Some(blocking(move || super::volumes::usage(&i)).await?);
     }
     if want("build-cache") {
         du.build_cache = Some(Vec::new());

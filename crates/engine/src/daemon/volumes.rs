@@ -127,6 +127,8 @@ struct State {
     pending: HashMap<String, usize>,
     /// Option-mounted volumes: the containers that need their mount.
     active: HashMap<String, HashSet<String>>,
+    /// Containers started with volumes (for their `unmount` events).
+    started: HashMap<String, Vec<String>>,
 }
 
 /// The volume store.
@@ -266,7 +268,7 @@ impl Volumes {
     /// cannot be made). Returns the record and whether it was made now. Caller holds `st`.
     fn create_locked(
         &self,
-        store: &Store,
+        inner: &Inner,
         st: &mut State,
         name: &str,
         labels: Option<BTreeMap<String, String>>,
@@ -286,22 +288,23 @@ impl Volumes {
             labels,
             options,
         };
-        store.put_volume(&rec).map_err(internal)?;
+        inner.store.put_volume(&rec).map_err(internal)?;
         let data = self.data(name);
         if let Err(e) = std::fs::create_dir_all(&data) {
             let _ = std::fs::remove_dir_all(self.root.join(name));
-            let _ = store.delete_volume(name);
+            let _ = inner.store.delete_volume(name);
             return Err(internal(format!(
                 "create {name}: cannot create {}: {e}",
                 data.display()
             )));
         }
         st.vols.insert(name.to_string(), rec.clone());
+        volume_event(inner, "create", name, &[]);
         Ok((rec, true))
     }
 
     /// Deletes a volume's record and data (unmounting it first). Caller holds `st`.
-    fn remove_locked(&self, store: &Store, st: &mut State, name: &str) -> ApiResult<()> {
+    fn remove_locked(&self, inner: &Inner, st: &mut State, name: &str) -> ApiResult<()> {
         let dir = self.root.join(name);
         let data = self.data(name);
         unmount_all_under(&dir);
@@ -311,9 +314,10 @@ impl Volumes {
                 data.display()
             )));
         }
-        store.delete_volume(name).map_err(internal)?;
+        inner.store.delete_volume(name).map_err(internal)?;
         st.vols.remove(name);
         st.active.remove(name);
+        volume_event(inner, "destroy", name, &[]);
         match std::fs::remove_dir_all(&dir) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -323,6 +327,16 @@ impl Volumes {
             ))),
         }
     }
+}
+
+/// Publishes a volume event (`create`, `destroy`, `mount`, `unmount`) as Docker does.
+fn volume_event(inner: &Inner, action: &str, name: &str, extra: &[(&str, String)]) {
+    let mut a = BTreeMap::new();
+    a.insert("driver".to_string(), "local".to_string());
+    for (k, v) in extra {
+        a.insert((*k).to_string(), v.clone());
+    }
+    inner.bus.publish("volume", action, name, a);
 }
 
 /// Containers whose records mount volume `name`.
@@ -367,7 +381,7 @@ pub async fn create(inner: &std::sync::Arc<Inner>, req: VolumeCreateRequest) -> 
         let vs = &inner.volumes;
         let mut st = vs.state.lock().map_err(|_| poisoned())?;
         let (rec, _) = vs.create_locked(
-            &inner.store,
+            &inner,
             &mut st,
             &name,
             Some(req.labels.clone().unwrap_or_default()),
@@ -386,6 +400,25 @@ pub async fn inspect(inner: &std::sync::Arc<Inner>, name: &str) -> ApiResult<Vol
         .get(name)
         .map(|v| vs.view(v))
         .ok_or_else(|| ApiError::NotFound(format!("get {name}: no such volume")))
+}
+
+/// The volumes with their `UsageData` (`Size`, `RefCount`), for `GET /system/df`.
+pub fn usage(inner: &Inner) -> ApiResult<Vec<Value>> {
+    let vs = &inner.volumes;
+    let st = vs.state.lock().map_err(|_| poisoned())?;
+    let mut out = Vec::new();
+    for v in st.vols.values() {
+        let mut view = vs.view(v);
+        let size = if v.needs_mount() {
+            -1
+        } else {
+            dir_size(&vs.data(&v.name)) as i64
+        };
+        let refs = users(inner, &v.name)?.len();
+        view.usage_data = Some(serde_json::json!({"Size": size, "RefCount": refs}));
+        out.push(serde_json::to_value(view).map_err(internal)?);
+    }
+    Ok(out)
 }
 
 /// `GET /volumes`.
@@ -440,7 +473,7 @@ pub async fn remove(inner: &std::sync::Arc<Inner>, name: &str, force: bool) -> A
                 u.join(", ")
             )));
         }
-        vs.remove_locked(&inner.store, &mut st, &name)
+        vs.remove_locked(&inner, &mut st, &name)
     })
     .await
 }
@@ -484,7 +517,7 @@ pub async fn prune(inner: &std::sync::Arc<Inner>, f: Filters) -> ApiResult<Volum
             } else {
                 dir_size(&vs.data(&n))
             };
-            if vs.remove_locked(&inner.store, &mut st, &n).is_ok() {
+            if vs.remove_locked(&inner, &mut st, &n).is_ok() {
                 space += size;
                 deleted.push(n);
             }
@@ -1018,7 +1051,7 @@ pub fn prepare(
         ..Default::default()
     };
     for w in wants {
-        match vs.create_locked(&inner.store, &mut st, &w.name, w.labels, w.options) {
+        match vs.create_locked(inner, &mut st, &w.name, w.labels, w.options) {
             Ok((_, made)) => {
                 if made {
                     p.created.push(w.name.clone());
@@ -1179,7 +1212,7 @@ pub fn abort(inner: &Inner, p: &Prepared) {
     for n in &p.created {
         if users(inner, n).is_ok_and(|u| u.is_empty()) && st.pending.get(n).is_none_or(|c| *c == 0)
         {
-            let _ = vs.remove_locked(&inner.store, &mut st, n);
+            let _ = vs.remove_locked(&inner, &mut st, n);
         }
     }
 }
@@ -1557,6 +1590,24 @@ pub fn activate(inner: &Inner, c: &ContainerRecord) -> ApiResult<()> {
             .or_default()
             .insert(c.id.clone());
     }
+    let mut names = Vec::new();
+    for m in c.mounts.iter().filter(|m| m.kind == "volume") {
+        volume_event(
+            inner,
+            "mount",
+            &m.name,
+            &[
+                ("container", c.id.clone()),
+                ("destination", m.destination.clone()),
+                ("propagation", m.propagation.clone()),
+                ("read/write", m.rw.to_string()),
+            ],
+        );
+        names.push(m.name.clone());
+    }
+    if !names.is_empty() {
+        st.started.insert(c.id.clone(), names);
+    }
     Ok(())
 }
 
@@ -1565,6 +1616,9 @@ pub fn activate(inner: &Inner, c: &ContainerRecord) -> ApiResult<()> {
 pub fn deactivate(inner: &Inner, id: &str) {
     let vs = &inner.volumes;
     let Ok(mut st) = vs.state.lock() else { return };
+    for n in st.started.remove(id).unwrap_or_default() {
+        volume_event(inner, "unmount", &n, &[("container", id.to_string())]);
+    }
     let mut done = Vec::new();
     for (name, users) in st.active.iter_mut() {
         if users.remove(id) && users.is_empty() {
@@ -1635,7 +1689,7 @@ pub fn container_removed(inner: &Inner, c: &ContainerRecord, remove_anonymous: b
     for m in c.mounts.iter().filter(|m| m.kind == "volume") {
         let anon = st.vols.get(&m.name).is_some_and(|v| v.anonymous());
         if anon && in_use(inner, &st, &m.name).is_ok_and(|u| u.is_empty()) {
-            if let Err(e) = vs.remove_locked(&inner.store, &mut st, &m.name) {
+            if let Err(e) = vs.remove_locked(&inner, &mut st, &m.name) {
                 eprintln!(
                     "berth daemon: warning: cannot remove volume {}: {e}",
                     m.name
