@@ -738,6 +738,31 @@ fn volume_api_and_driver_options() {
     sb.ok(&["rm", "-f", "tvr"]);
     wait_until("tmpfs volume unmounted after rm -f", || !mounted());
 
+    // --mount volume-opt and volume-label make the volume on demand.
+    let out = sb.ok(&[
+        "run",
+        "--rm",
+        "--mount",
+        "type=volume,src=mv,dst=/m,volume-opt=type=tmpfs,volume-opt=device=tmpfs,volume-label=k=v",
+        "busybox",
+        "sh",
+        "-c",
+        "grep ' /m ' /proc/mounts",
+    ]);
+    assert!(out.starts_with("tmpfs /m tmpfs"), "{out}");
+    assert_eq!(
+        sb.ok(&[
+            "volume",
+            "inspect",
+            "-f",
+            "{{json .Labels}} {{json .Options}}",
+            "mv"
+        ])
+        .trim(),
+        r#"{"k":"v"} {"device":"tmpfs","type":"tmpfs"}"#
+    );
+    sb.ok(&["volume", "rm", "mv"]);
+
     // -o type=none,o=bind: the device directory is the volume's data; rm leaves it alone.
     let dev = sb.dir.join("bind-device");
     fs::create_dir_all(&dev).unwrap();
@@ -801,6 +826,14 @@ fn bad_mounts_are_refused_with_nothing_made() {
         (&["-v", "okvol:/x", "-v", "a/b:/y"], "invalid characters for a local volume name"),
         (&["-v", "okvol:/x", "--volumes-from", "ghost"], "No such container: ghost"),
         (&["-v", "okvol:/"], "destination can't be '/'"),
+        (
+            &["--mount", "type=volume,dst=/x,readonly"],
+            "must not set ReadOnly mode when using anonymous volumes",
+        ),
+        (
+            &["--mount", "type=volume,src=okvol,dst=/x,volume-opt=bogus=1"],
+            "create okvol: invalid option: \"bogus\"",
+        ),
         // Fails after the volumes were made (the bundle): they are removed again.
         (
             &["-v", "okvol:/x", "-v", "/anon", "--user", "nosuchuser"],

@@ -1654,6 +1654,15 @@ pub fn reconcile(inner: &Inner) {
     let vs = &inner.volumes;
     let Ok(mut st) = vs.state.lock() else { return };
     for c in &running {
+        let names: Vec<String> = c
+            .mounts
+            .iter()
+            .filter(|m| m.kind == "volume")
+            .map(|m| m.name.clone())
+            .collect();
+        if !names.is_empty() {
+            st.started.insert(c.id.clone(), names);
+        }
         for m in c.mounts.iter().filter(|m| m.kind == "volume") {
             if st.vols.get(&m.name).is_some_and(|v| v.needs_mount()) {
                 st.active
