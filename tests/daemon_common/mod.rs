@@ -241,7 +241,6 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-
 impl Sandbox {
     /// Runs the berth CLI against this sandbox's daemon (`-H unix://…`).
     pub fn berth(&self, args: &[&str]) -> Output {
@@ -293,7 +292,10 @@ impl Registry {
             .unwrap();
         let t = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(t.elapsed() < Duration::from_secs(20), "the registry did not start");
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "the registry did not start"
+            );
             sleep(Duration::from_millis(100));
         }
         Some(Registry { port, child })

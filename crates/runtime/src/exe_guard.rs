@@ -58,12 +58,18 @@ pub fn running_sealed() -> bool {
 
 /// Make sure `/run/berth/exe/berth` is a read-only bind of the current binary; return its path.
 pub fn sealed_path() -> Result<PathBuf, Error> {
+    sealed_path_in(Path::new(SEALED_DIR))
+}
+
+/// Make sure `DIR/berth` is a read-only bind of the current binary; return its path. A
+/// daemon seals under its own exec root, so daemons of different builds side by side each
+/// run their own binary (one machine-wide seal would be re-bound by whichever started last).
+pub fn sealed_path_in(dir: &Path) -> Result<PathBuf, Error> {
     let exe = std::fs::read_link("/proc/self/exe").map_err(|source| Error::Io {
         what: "readlink",
         path: "/proc/self/exe".into(),
         source,
     })?;
-    let dir = Path::new(SEALED_DIR);
     let target = dir.join("berth");
     if is_readonly(&target) && same_file(&target, &exe) {
         return Ok(target);

@@ -260,7 +260,7 @@ impl Daemon {
             source,
         })?;
         let store = store::Store::open(&opts.data_root.join("engine.redb"))?;
-        let exe = match runtime::exe_guard::sealed_path() {
+        let exe = match runtime::exe_guard::sealed_path_in(&opts.exec_root.join("exe")) {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("berth daemon: warning: cannot seal the berth binary ({e}); containers' shims use /proc/self/exe");
@@ -471,8 +471,8 @@ impl Backend for Daemon {
             networks_deleted: Some(Vec::new()),
         })
     }
-    async fn image_prune(&self, _filters: Filters) -> ApiResult<ImagePruneResponse> {
-        Err(ApiError::not_implemented("image prune"))
+    async fn image_prune(&self, filters: Filters) -> ApiResult<ImagePruneResponse> {
+        images::prune(&self.inner, filters).await
     }
     async fn image_pull(&self, opts: ImagePullOptions) -> ApiResult<JsonStream<JsonMessage>> {
         images::pull(&self.inner, opts).await
