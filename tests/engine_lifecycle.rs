@@ -206,6 +206,21 @@ fn restart_policies() {
         "running 0"
     );
 
+    // docker update --restart changes the policy of an existing container.
+    sb.ok(&["run", "-d", "--name", "up", "busybox", "sleep", "1000"]);
+    sb.ok(&["update", "--restart", "on-failure:1", "up"]);
+    assert_eq!(
+        inspect(&sb, "{{json .HostConfig.RestartPolicy}}", "up"),
+        r#"{"Name":"on-failure","MaximumRetryCount":1}"#
+    );
+    let pid = inspect(&sb, "{{.State.Pid}}", "up");
+    Command::new("kill").args(["-9", &pid]).status().unwrap();
+    wait_for(10, "up to be restarted", || {
+        inspect(&sb, "{{.State.Status}} {{.RestartCount}}", "up") == "running 1"
+    });
+    let o = sb.docker(&["update", "--restart", "always:3", "up"]);
+    assert!(!o.status.success());
+
     // rm -f of a restarting container is quick.
     sb.ok(&[
         "run",

@@ -68,6 +68,11 @@ fn lookup(inner: &Inner, key: &str) -> ApiResult<ContainerRecord> {
     }
 }
 
+/// [`lookup`] for the daemon's other modules.
+pub(crate) fn find(inner: &Inner, key: &str) -> ApiResult<ContainerRecord> {
+    lookup(inner, key)
+}
+
 fn save(inner: &Inner, c: &ContainerRecord) -> ApiResult<()> {
     inner.store.put(c).map_err(internal)?;
     inner
@@ -443,9 +448,9 @@ fn monitor(inner: Arc<Inner>, id: String) {
             again = restart::on_exit(&inner, c);
         });
         if let Ok(c) = &rec {
-            inner
-                .bus
-                .container(c, "die", &[("exitCode", code.to_string())]);
+            let ran = super::events::seconds_between(&c.state.started_at, &c.state.finished_at);
+            let attrs = [("exitCode", code.to_string()), ("execDuration", ran)];
+            inner.bus.container(c, "die", &attrs);
         }
         let _ = inner.events.send(Event::Die(id.clone(), code));
         if let (Ok(c), Some(delay)) = (&rec, again) {

@@ -396,10 +396,10 @@ impl Backend for Daemon {
     }
     async fn container_update(
         &self,
-        _id: &str,
-        _update: ContainerUpdateRequest,
+        id: &str,
+        update: ContainerUpdateRequest,
     ) -> ApiResult<ContainerUpdateResponse> {
-        Err(ApiError::not_implemented("container update"))
+        restart::update(&self.inner, id, &update)
     }
     async fn container_resize(&self, id: &str, height: u32, width: u32) -> ApiResult<()> {
         containers::resize(&self.inner, id, None, height, width).await
