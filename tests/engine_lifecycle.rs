@@ -206,6 +206,25 @@ fn restart_policies() {
         "running 0"
     );
 
+    // A non-fatal signal (not SIGKILL nor the stop signal) leaves the policy in place: the
+    // command (not PID 1: --init) dies of SIGHUP and is restarted.
+    sb.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "hup",
+        "--restart",
+        "always",
+        "--init",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    sb.ok(&["kill", "-s", "HUP", "hup"]);
+    wait_for(10, "hup to be restarted", || {
+        inspect(&sb, "{{.State.Status}} {{.RestartCount}}", "hup") == "running 1"
+    });
+
     // docker update --restart changes the policy of an existing container.
     sb.ok(&["run", "-d", "--name", "up", "busybox", "sleep", "1000"]);
     sb.ok(&["update", "--restart", "on-failure:1", "up"]);

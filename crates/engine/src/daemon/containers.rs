@@ -676,10 +676,15 @@ pub async fn kill(inner: &Arc<Inner>, key: &str, signal: Option<String>) -> ApiR
             c.id
         )));
     }
-    if restart::stopped_by_user(inner, &c.id)? {
+    let sig = signal.as_deref().unwrap_or("SIGKILL");
+    if restart::is_fatal(sig, c.config.stop_signal.as_deref()) {
+        if restart::stopped_by_user(inner, &c.id)? {
+            return Ok(());
+        }
+    } else if c.state.status == "restarting" {
         return Ok(());
     }
-    send_signal(inner, &c.id, signal.as_deref().unwrap_or("SIGKILL")).await
+    send_signal(inner, &c.id, sig).await
 }
 
 /// Pause or unpause through the runtime (`berth runtime --root R pause|resume ID`).
@@ -939,8 +944,10 @@ fn dir_size(p: &Path) -> u64 {
 pub async fn disk_usage(inner: &Arc<Inner>, opts: DiskUsageOptions) -> ApiResult<DiskUsage> {
     let want = |t: &str| opts.types.is_empty() || opts.types.iter().any(|x| x == t);
     let mut du = DiskUsage::default();
+    let images = super::images::list(inner, ImageListOptions::default()).await?;
+    let image_size: std::collections::HashMap<String, i64> =
+        images.iter().map(|i| (i.id.clone(), i.size)).collect();
     if want("image") {
-        let images = super::images::list(inner, ImageListOptions::default()).await?;
         du.layers_size = images.iter().map(|i| i.size).sum();
         du.images = Some(
             images
@@ -964,7 +971,9 @@ pub async fn disk_usage(inner: &Arc<Inner>, opts: DiskUsageOptions) -> ApiResult
                 .map(|mut c| {
                     c.size_rw =
                         Some(dir_size(&crate::bundle::dir(&root, &c.id).join("upper")) as i64);
-                    c.size_root_fs = c.size_rw;
+                    c.size_root_fs = Some(
+                        c.size_rw.unwrap_or(0) + image_size.get(&c.image_id).copied().unwrap_or(0),
+                    );
                     c
                 })
                 .collect::<Vec<_>>())

@@ -174,6 +174,20 @@ pub(crate) fn schedule(inner: Arc<Inner>, id: String, delay: Duration, count: i6
     });
 }
 
+/// Whether `docker kill -s SIG` stops the container for its restart policy: SIGKILL and the
+/// container's stop signal (SIGTERM by default) do; others (SIGHUP, SIGUSR1…, which programs
+/// often handle) leave the policy in place, as Docker documents.
+pub(crate) fn is_fatal(sig: &str, stop_signal: Option<&str>) -> bool {
+    let num = |s: &str| {
+        s.trim()
+            .parse::<i32>()
+            .ok()
+            .or_else(|| runtime::signal::parse(s).ok().map(|s| s as i32))
+    };
+    let Some(n) = num(sig) else { return true };
+    n == libc::SIGKILL || Some(n) == num(stop_signal.unwrap_or("SIGTERM"))
+}
+
 /// A user's stop or kill: from now on the policy does not restart it. When it is
 /// `restarting` (waiting for its delayed start), the restart is cancelled and the container
 /// is `exited`; returns true then (there is no process to signal).
@@ -292,6 +306,19 @@ mod tests {
         assert!(should_restart(Policy::OnFailure(0), 3, false, 100));
         assert!(should_restart(Policy::OnFailure(2), 1, false, 1));
         assert!(!should_restart(Policy::OnFailure(2), 1, false, 2));
+    }
+
+    #[test]
+    fn fatal_signals() {
+        assert!(is_fatal("SIGKILL", None));
+        assert!(is_fatal("KILL", Some("SIGUSR1")));
+        assert!(is_fatal("9", None));
+        assert!(is_fatal("TERM", None));
+        assert!(is_fatal("15", None));
+        assert!(!is_fatal("HUP", None));
+        assert!(!is_fatal("SIGUSR1", None));
+        assert!(is_fatal("USR1", Some("SIGUSR1")));
+        assert!(!is_fatal("TERM", Some("SIGQUIT")));
     }
 
     #[test]
