@@ -68,6 +68,11 @@ pub(crate) fn lookup(inner: &Inner, key: &str) -> ApiResult<ContainerRecord> {
     }
 }
 
+/// [`lookup`] for the daemon's other modules.
+pub(crate) fn find(inner: &Inner, key: &str) -> ApiResult<ContainerRecord> {
+    lookup(inner, key)
+}
+
 fn save(inner: &Inner, c: &ContainerRecord) -> ApiResult<()> {
     inner.store.put(c).map_err(internal)?;
     inner
@@ -572,9 +577,9 @@ fn monitor(inner: Arc<Inner>, id: String) {
             again = restart::on_exit(&inner, c);
         });
         if let Ok(c) = &rec {
-            inner
-                .bus
-                .container(c, "die", &[("exitCode", code.to_string())]);
+            let ran = super::events::seconds_between(&c.state.started_at, &c.state.finished_at);
+            let attrs = [("exitCode", code.to_string()), ("execDuration", ran)];
+            inner.bus.container(c, "die", &attrs);
         }
         super::volumes::deactivate(&inner, &id);
         let _ = inner.events.send(Event::Die(id.clone(), code));
@@ -801,10 +806,15 @@ pub async fn kill(inner: &Arc<Inner>, key: &str, signal: Option<String>) -> ApiR
             c.id
         )));
     }
-    if restart::stopped_by_user(inner, &c.id)? {
+    let sig = signal.as_deref().unwrap_or("SIGKILL");
+    if restart::is_fatal(sig, c.config.stop_signal.as_deref()) {
+        if restart::stopped_by_user(inner, &c.id)? {
+            return Ok(());
+        }
+    } else if c.state.status == "restarting" {
         return Ok(());
     }
-    send_signal(inner, &c.id, signal.as_deref().unwrap_or("SIGKILL")).await
+    send_signal(inner, &c.id, sig).await
 }
 
 /// Pause or unpause through the runtime (`berth runtime --root R pause|resume ID`).
@@ -1045,7 +1055,7 @@ pub async fn prune(inner: &Arc<Inner>, filters: api::Filters) -> ApiResult<Conta
 }
 
 /// A prune `until`: Unix seconds, RFC 3339, or a Go duration before now (`24h`, `10m`).
-fn parse_until(u: &str) -> ApiResult<i64> {
+pub(crate) fn parse_until(u: &str) -> ApiResult<i64> {
     let bad = || ApiError::InvalidParameter(format!("invalid value for until: {u:?}"));
     if let Ok(t) = u.parse::<api::time::Timestamp>() {
         return Ok(t.seconds);
@@ -1083,8 +1093,10 @@ fn dir_size(p: &Path) -> u64 {
 pub async fn disk_usage(inner: &Arc<Inner>, opts: DiskUsageOptions) -> ApiResult<DiskUsage> {
     let want = |t: &str| opts.types.is_empty() || opts.types.iter().any(|x| x == t);
     let mut du = DiskUsage::default();
+    let images = super::images::list(inner, ImageListOptions::default()).await?;
+    let image_size: std::collections::HashMap<String, i64> =
+        images.iter().map(|i| (i.id.clone(), i.size)).collect();
     if want("image") {
-        let images = super::images::list(inner, ImageListOptions::default()).await?;
         du.layers_size = images.iter().map(|i| i.size).sum();
         du.images = Some(
             images
@@ -1108,7 +1120,9 @@ pub async fn disk_usage(inner: &Arc<Inner>, opts: DiskUsageOptions) -> ApiResult
                 .map(|mut c| {
                     c.size_rw =
                         Some(dir_size(&crate::bundle::dir(&root, &c.id).join("upper")) as i64);
-                    c.size_root_fs = c.size_rw;
+                    c.size_root_fs = Some(
+                        c.size_rw.unwrap_or(0) + image_size.get(&c.image_id).copied().unwrap_or(0),
+                    );
                     c
                 })
                 .collect::<Vec<_>>())

@@ -366,7 +366,7 @@ impl Daemon {
             images.store.path(),
             &opts.data_root.join("engine.redb"),
         )?;
-        let exe = match runtime::exe_guard::sealed_path() {
+        let exe = match runtime::exe_guard::sealed_path_in(&opts.exec_root.join("exe")) {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("berth daemon: warning: cannot seal the berth binary ({e}); containers' shims use /proc/self/exe");
@@ -613,8 +613,8 @@ impl Backend for Daemon {
     ) -> ApiResult<Vec<ImageDeleteItem>> {
         images::remove(&self.inner, name, opts).await
     }
-    async fn image_prune(&self, _filters: Filters) -> ApiResult<ImagePruneResponse> {
-        Err(ApiError::not_implemented("image prune"))
+    async fn image_prune(&self, filters: Filters) -> ApiResult<ImagePruneResponse> {
+        images::prune(&self.inner, filters).await
     }
     async fn image_pull(&self, opts: ImagePullOptions) -> ApiResult<JsonStream<JsonMessage>> {
         images::pull(&self.inner, opts).await
