@@ -149,6 +149,41 @@ fn stats_and_update() {
     );
     drop(r);
 
+    // Interfaces of the container's network namespace (lo left out): a veth pair made
+    // inside it (it goes with the namespace), traffic between its ends.
+    let pid = sb
+        .ok(&["inspect", "-f", "{{.State.Pid}}", "st2"])
+        .trim()
+        .to_string();
+    let ns = |args: &[&str]| {
+        Command::new("nsenter")
+            .args(["-t", &pid, "-n"])
+            .args(args)
+            .status()
+            .unwrap()
+            .success()
+    };
+    assert!(ns(&[
+        "ip", "link", "add", "bva", "type", "veth", "peer", "name", "bvb"
+    ]));
+    assert!(ns(&["ip", "link", "set", "bva", "up"]));
+    assert!(ns(&["ip", "link", "set", "bvb", "up"]));
+    assert!(ns(&["ip", "addr", "add", "10.254.77.1/24", "dev", "bva"]));
+    let _ = ns(&["ping", "-c", "2", "-W", "1", "10.254.77.2"]);
+    let one = Command::new("curl")
+        .args(["-s", "--unix-socket"])
+        .arg(sb.sock())
+        .arg("http://berth/v1.41/containers/st2/stats?stream=false&one-shot=true")
+        .output()
+        .unwrap();
+    let one: serde_json::Value = serde_json::from_slice(&one.stdout).unwrap();
+    let nets = one["networks"].as_object().expect("networks");
+    assert!(!nets.contains_key("lo"));
+    assert!(nets["bva"]["tx_bytes"].as_u64().unwrap() > 0, "{nets:?}");
+    assert!(nets["bvb"]["rx_packets"].as_u64().unwrap() > 0, "{nets:?}");
+    let out = sb.ok(&["stats", "--no-stream", "--format", "{{.NetIO}}", "st2"]);
+    assert_ne!(out.trim(), "0B / 0B");
+
     // docker stats (streaming) prints rows until stopped.
     let mut child = Command::new(&sb.docker)
         .args(["stats", "st2"])
