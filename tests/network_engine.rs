@@ -677,3 +677,96 @@ fn cleanup_after_daemon_crash() {
     n.ok(&["rm", "-f", "gone", "kept"]);
     n.assert_clean(&[]);
 }
+
+#[test]
+fn network_modes_and_etc_files() {
+    let Some(n) = Net::new("network_modes_and_etc_files", 6) else {
+        return;
+    };
+    // host: the host's network and hostname.
+    let host = nix::unistd::gethostname().unwrap().into_string().unwrap();
+    let out = n.ok(&[
+        "run",
+        "--pull",
+        "never",
+        "--rm",
+        "--network",
+        "host",
+        "busybox",
+        "busybox",
+        "hostname",
+    ]);
+    assert_eq!(out, host);
+    // none: loopback only.
+    let out = n.ok(&[
+        "run",
+        "--pull",
+        "never",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "busybox",
+        "ip",
+        "-o",
+        "link",
+    ]);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    // container:<name>: the same interfaces, address and hostname.
+    n.ok(&[
+        "run", "--pull", "never", "-d", "--name", "base", "busybox", "sleep", "120",
+    ]);
+    let ip = n.ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "base"]);
+    assert!(ip.starts_with("10.196.0."), "{ip}");
+    let out = n.ok(&[
+        "run",
+        "--pull",
+        "never",
+        "--rm",
+        "--network",
+        "container:base",
+        "busybox",
+        "sh",
+        "-c",
+        "busybox ip -4 -o addr show eth0; busybox hostname",
+    ]);
+    assert!(out.contains(&format!("{ip}/24")), "{out}");
+    assert!(
+        out.ends_with(&n.ok(&["inspect", "-f", "{{.Config.Hostname}}", "base"])),
+        "{out}"
+    );
+    // The default bridge: /etc/hosts names the container, --dns/--dns-search in resolv.conf.
+    let out = n.ok(&[
+        "run",
+        "--pull",
+        "never",
+        "--rm",
+        "--hostname",
+        "h1",
+        "--dns",
+        "192.0.2.99",
+        "--dns-search",
+        "corp.example",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /etc/resolv.conf /etc/hosts",
+    ]);
+    assert!(out.contains("nameserver 192.0.2.99"), "{out}");
+    assert!(out.contains("search corp.example"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("10.196.0.") && l.ends_with("\th1")),
+        "{out}"
+    );
+    // restart: networking is made again, same published port.
+    let port = free_port();
+    let spec = format!("127.0.0.1:{port}:80");
+    server(&n, "re", &["-p", &spec]);
+    assert!(http_get(port).starts_with("hello-"));
+    n.ok(&["restart", "-t", "1", "re"]);
+    assert!(http_get(port).starts_with("hello-"));
+    assert_eq!(n.ok(&["port", "re"]), format!("80/tcp -> 127.0.0.1:{port}"));
+    n.ok(&["rm", "-f", "re", "base"]);
+    n.assert_clean(&[]);
+}
