@@ -309,41 +309,6 @@ impl Drop for Registry {
     }
 }
 
-impl Sandbox {
-    /// Starts the daemon with extra flags (networking tests give each daemon its own
-    /// `--bridge-name`, `--bip` and `--default-address-pools`).
-    pub fn start_daemon_with(&mut self, extra: &[&str]) {
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("daemon.log"))
-            .unwrap();
-        let child = Command::new(BERTH)
-            .arg("daemon")
-            .arg("-H")
-            .arg(format!("unix://{}", self.sock().display()))
-            .arg("--data-root")
-            .arg(self.data())
-            .arg("--exec-root")
-            .arg(self.dir.join("exec"))
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.daemon = Some(child);
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(20) {
-            if self.docker(&["version"]).status.success() {
-                return;
-            }
-            sleep(Duration::from_millis(100));
-        }
-        panic!("the daemon did not answer; its log: {}", self.daemon_log());
-    }
-}
-
 /// [`setup`] with extra daemon flags.
 pub fn setup_with(test: &str, extra: &[&str]) -> Option<Sandbox> {
     if !nix::unistd::geteuid().is_root() {
