@@ -14,7 +14,7 @@ use crate::config::{
 };
 use crate::content::{ContentError, ContentStore};
 use crate::digest::Digest;
-use crate::layer::{write_diff, Compression, Compressor, LayerError};
+use crate::layer::{write_tar, Compression, Compressor, LayerError, TarOptions};
 use crate::reference::{Reference, ReferenceError};
 use crate::snapshot::{self, LayerSource, RootfsLayout, SnapshotError, Snapshotter};
 use crate::store::{
@@ -97,6 +97,9 @@ pub struct CommitOptions {
     pub comment: Option<String>,
     /// The history line (Docker writes the container's command).
     pub created_by: Option<String>,
+    /// Paths of the upper directory (relative, no leading `/`) left out of the layer: the
+    /// mount points every container gets (Docker keeps them in its init layer).
+    pub exclude: Vec<String>,
 }
 
 /// The image service over one data root.
@@ -522,13 +525,30 @@ impl Images {
 
     /// Stores the overlay upper directory `upper` as a gzip layer blob. Returns the layer.
     pub fn layer_from_upper(&self, upper: &Path) -> Result<NewLayer, ImagesError> {
+        self.layer_from_upper_excluding(upper, &[])
+    }
+
+    /// [`Images::layer_from_upper`] leaving out `exclude` (relative paths, with everything
+    /// under them).
+    pub fn layer_from_upper_excluding(
+        &self,
+        upper: &Path,
+        exclude: &[String],
+    ) -> Result<NewLayer, ImagesError> {
         let w = self.content.writer(None)?;
         let comp = Compressor::new(w, Compression::Gzip).map_err(|source| ImagesError::Io {
             what: "compressing layer of",
             path: upper.to_path_buf(),
             source,
         })?;
-        let (sum, comp) = write_diff(upper, comp)?;
+        let (sum, comp) = write_tar(
+            upper,
+            comp,
+            &TarOptions {
+                overlay_whiteouts: true,
+                exclude: exclude.to_vec(),
+            },
+        )?;
         let mut w = comp.finish().map_err(|source| ImagesError::Io {
             what: "compressing layer of",
             path: upper.to_path_buf(),
@@ -574,7 +594,7 @@ impl Images {
                 diff_id: d.clone(),
             })
             .collect();
-        let new = self.layer_from_upper(upper)?;
+        let new = self.layer_from_upper_excluding(upper, &opts.exclude)?;
         layers.push(new);
         let now = now_rfc3339();
         if let Some(c) = &opts.config {
@@ -582,6 +602,15 @@ impl Images {
         }
         if opts.author.is_some() {
             cfg.author = opts.author.clone();
+        }
+        match &opts.comment {
+            Some(c) => {
+                cfg.other
+                    .insert("comment".into(), serde_json::Value::String(c.clone()));
+            }
+            None => {
+                cfg.other.remove("comment");
+            }
         }
         cfg.created = Some(now.clone());
         cfg.other.remove("container");
