@@ -1133,6 +1133,7 @@ pub(crate) fn restore(inner: &Arc<Inner>) {
     let Ok(mut st) = inner.networks.lock() else {
         return;
     };
+    sweep_addresses(inner, &mut st);
     let user: Vec<String> = st
         .nets
         .values()
@@ -1147,6 +1148,31 @@ pub(crate) fn restore(inner: &Arc<Inner>) {
     drop_idle_default_bridge(inner, &st);
     if let Err(e) = inner.networks.sync_rules(&st) {
         eprintln!("berth daemon: warning: {e}");
+    }
+}
+
+/// Frees addresses whose owner holds no such endpoint (a crash between the allocation and
+/// the endpoint's record).
+fn sweep_addresses(inner: &Inner, st: &mut State) {
+    let held: BTreeSet<(String, String, Ipv4Addr)> = st
+        .cons
+        .iter()
+        .flat_map(|(id, c)| {
+            c.endpoints
+                .iter()
+                .filter_map(move |e| e.ip.map(|ip| (id.clone(), e.network_id.clone(), ip)))
+        })
+        .collect();
+    for n in st.nets.values_mut() {
+        let before = n.space.allocated.len();
+        let nid = n.id.clone();
+        n.space.allocated.retain(|ip, owner| {
+            owner == "gateway" || held.contains(&(owner.clone(), nid.clone(), *ip))
+        });
+        if n.space.allocated.len() != before {
+            let n = n.clone();
+            let _ = save_net(inner, &n);
+        }
     }
 }
 
