@@ -672,6 +672,8 @@ pub(crate) async fn start_as(inner: &Arc<Inner>, key: &str, by_user: bool) -> Ap
     .await;
     if let Err(e) = r {
         let msg = e.to_string();
+        let (i2, id2) = (inner.clone(), c.id.clone());
+        let _ = blocking(move || super::networks::teardown(&i2, &id2)).await;
         let _ = update(inner, &c.id, |c| {
             c.state.error = msg.clone();
             c.state.status = if c.state.started_at == ZERO_TIME {
