@@ -1239,6 +1239,15 @@ pub fn list(inner: &Arc<Inner>, opts: ContainerListOptions) -> ApiResult<Vec<Con
         if f.contains("label") && !f.match_labels("label", &labels) {
             continue;
         }
+        let vols = f.get("volume");
+        if !vols.is_empty()
+            && !c
+                .mounts
+                .iter()
+                .any(|m| vols.iter().any(|v| *v == m.name || *v == m.destination))
+        {
+            continue;
+        }
         let anc = f.get("ancestor");
         if !anc.is_empty() && !anc.iter().any(|a| *a == c.image || c.image_id.contains(a)) {
             continue;
