@@ -271,6 +271,19 @@ pub async fn create(
     if hc.network_mode.is_empty() || hc.network_mode == "default" {
         hc.network_mode = "bridge".into();
     }
+    // docker always reports the log driver; SDKs (docker-py's `run`) read it unconditionally.
+    if hc.log_config.as_ref().map_or(true, |l| l.kind.is_empty()) {
+        hc.log_config = Some(api::types::container::LogConfig {
+            kind: "json-file".into(),
+            config: Some(Default::default()),
+        });
+    }
+    if hc.restart_policy.is_none() {
+        hc.restart_policy = Some(api::types::container::RestartPolicy {
+            name: "no".into(),
+            maximum_retry_count: 0,
+        });
+    }
     let args = bundle.run.args.clone();
     let rec = ContainerRecord {
         id: bundle.id.clone(),
@@ -484,6 +497,9 @@ pub async fn start(inner: &Arc<Inner>, key: &str) -> ApiResult<()> {
     }
     let (i2, id) = (inner.clone(), c.id.clone());
     let earlier = c.state.error.clone();
+    // Taken before the start request: a process that exits at once must not show a
+    // FinishedAt earlier than its StartedAt.
+    let started = now_rfc3339();
     let r = blocking(move || {
         ensure_shim(&i2, &id)?;
         shim::client::control(
@@ -520,7 +536,7 @@ pub async fn start(inner: &Arc<Inner>, key: &str) -> ApiResult<()> {
     }
     update(inner, &c.id, |c| {
         c.state.status = "running".into();
-        c.state.started_at = now_rfc3339();
+        c.state.started_at = started.clone();
         c.state.finished_at = ZERO_TIME.into();
         c.state.exit_code = 0;
         c.state.error.clear();
@@ -867,6 +883,17 @@ pub fn list(inner: &Arc<Inner>, opts: ContainerListOptions) -> ApiResult<Vec<Con
         if !st.is_empty() && !st.iter().any(|s| *s == c.state.status) {
             continue;
         }
+        // exited=<code>: stopped containers that ran and exited with that code (docker's).
+        let exited = f.get("exited");
+        if !exited.is_empty()
+            && (is_running(&c)
+                || c.state.started_at == ZERO_TIME
+                || !exited
+                    .iter()
+                    .any(|e| e.parse::<i64>().ok() == Some(c.state.exit_code)))
+        {
+            continue;
+        }
         let labels = c.config.labels.clone().unwrap_or_default();
         if f.contains("label") && !f.match_labels("label", &labels) {
             continue;
@@ -875,8 +902,15 @@ pub fn list(inner: &Arc<Inner>, opts: ContainerListOptions) -> ApiResult<Vec<Con
         if !anc.is_empty() && !anc.iter().any(|a| *a == c.image || c.image_id.contains(a)) {
             continue;
         }
+        // docker quotes the arguments that hold a space: `sh -c 'exit 3'`.
         let mut cmd = vec![c.path.clone()];
-        cmd.extend(c.args.iter().cloned());
+        cmd.extend(c.args.iter().map(|a| {
+            if a.contains(' ') {
+                format!("'{a}'")
+            } else {
+                a.clone()
+            }
+        }));
         out.push(ContainerSummary {
             id: c.id.clone(),
             names: vec![format!("/{}", c.name)],
