@@ -366,6 +366,7 @@ fn run_usage_error(cmd: &str, msg: &str) -> i32 {
 
 /// `docker create`.
 pub fn create(conn: &Conn, a: RunArgs) -> i32 {
+    let a = a.normalized();
     match conn.block_on(create_with_pull(conn, &a)) {
         Ok(id) => {
             println!("{id}");
@@ -383,6 +384,7 @@ pub fn create(conn: &Conn, a: RunArgs) -> i32 {
 
 /// `docker run`.
 pub fn run(conn: &Conn, a: RunArgs) -> i32 {
+    let a = a.normalized();
     if a.tty && a.interactive && !stdio::stdin_is_tty() {
         return fail("the input device is not a TTY", 1);
     }
@@ -1330,6 +1332,7 @@ pub fn inspect(conn: &Conn, a: &InspectArgs, kind: Option<&str>) -> Result<i32> 
         for n in &a.names {
             let mut found = false;
             let mut last_err = None;
+            let mut hard = None;
             for k in &kinds {
                 match inspect_one(conn, k, n, a.size).await {
                     Ok(b) => {
@@ -1338,10 +1341,15 @@ pub fn inspect(conn: &Conn, a: &InspectArgs, kind: Option<&str>) -> Result<i32> 
                         break;
                     }
                     Err(e) if e.is_not_found() => last_err = Some(e),
-                    Err(e) => return Err(anyhow::Error::from(e)),
+                    Err(e) => {
+                        hard = Some(e.to_string());
+                        break;
+                    }
                 }
             }
-            if !found {
+            if let Some(h) = hard {
+                errors.push(h);
+            } else if !found {
                 let msg = match (kinds.len(), last_err) {
                     (1, Some(e)) => e
                         .api_error()
@@ -1349,10 +1357,10 @@ pub fn inspect(conn: &Conn, a: &InspectArgs, kind: Option<&str>) -> Result<i32> 
                         .unwrap_or_else(|| e.to_string()),
                     _ => format!("No such object: {n}"),
                 };
-                errors.push(msg);
+                errors.push(format!("Error: {msg}"));
             }
         }
-        Ok(())
+        Ok::<(), anyhow::Error>(())
     })?;
     match a.format.as_deref() {
         Some(f) if f != "json" => {
@@ -1375,7 +1383,7 @@ pub fn inspect(conn: &Conn, a: &InspectArgs, kind: Option<&str>) -> Result<i32> 
         }
     }
     for e in &errors {
-        eprintln!("Error: {e}");
+        eprintln!("{e}");
     }
     Ok(if errors.is_empty() { 0 } else { 1 })
 }

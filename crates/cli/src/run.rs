@@ -266,15 +266,37 @@ pub struct RunArgs {
     /// Suppress the pull output.
     #[arg(short, long)]
     pub quiet: bool,
-    /// Image to run.
+    /// IMAGE [COMMAND] [ARG...]: the image, then the command and its arguments (which may
+    /// start with `-`).
+    #[arg(
+        required = true,
+        value_name = "IMAGE [COMMAND] [ARG...]",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub args: Vec<String>,
+    /// The image (filled from `args` by [`RunArgs::normalized`]).
+    #[arg(skip)]
     pub image: String,
-    /// Command and arguments.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    /// The command (filled from `args` by [`RunArgs::normalized`]).
+    #[arg(skip)]
     pub command: Vec<String>,
+}
+
+impl RunArgs {
+    /// Splits the positional arguments into image and command.
+    pub fn normalized(mut self) -> RunArgs {
+        if self.image.is_empty() && !self.args.is_empty() {
+            self.image = self.args[0].clone();
+            self.command = self.args[1..].to_vec();
+        }
+        self
+    }
 }
 
 /// Run in-process (`--data-root` mode); returns the exit code.
 pub fn run(data_root: &std::path::Path, a: RunArgs) -> Result<i32> {
+    let a = a.normalized();
     if let Some(n) = a.network.as_deref() {
         if n != "none" {
             eprintln!("berth: docker: network mode {n:?} is not available yet; only --network none (loopback) is");
