@@ -30,6 +30,12 @@ struct Net {
 
 impl Net {
     fn new(test: &str, index: u8) -> Option<Net> {
+        Net::with(test, index, true)
+    }
+
+    /// `bip`: give the default bridge 10.(190+index).0.1/24 explicitly (else it is picked
+    /// from the pool 10.(190+index).0.0/16 in /24s).
+    fn with(test: &str, index: u8, bip: bool) -> Option<Net> {
         if Command::new("nft").arg("--version").output().is_err() {
             eprintln!("SKIP {test}: no nft");
             return None;
@@ -37,19 +43,13 @@ impl Net {
         let tag = std::process::id() % 10000;
         let bridge = format!("bt{tag}n{index}");
         let octet = 190 + index;
-        let bip = format!("10.{octet}.0.1/24");
+        let bip_v = format!("10.{octet}.0.1/24");
         let pool = format!("base=10.{octet}.0.0/16,size=24");
-        let sb = setup_with(
-            test,
-            &[
-                "--bridge-name",
-                &bridge,
-                "--bip",
-                &bip,
-                "--default-address-pools",
-                &pool,
-            ],
-        )?;
+        let mut flags = vec!["--bridge-name", &bridge, "--default-address-pools", &pool];
+        if bip {
+            flags.extend(["--bip", bip_v.as_str()]);
+        }
+        let sb = setup_with(test, &flags)?;
         Some(Net {
             sb: Some(sb),
             bridge,
@@ -676,4 +676,166 @@ fn cleanup_after_daemon_crash() {
     assert!(http_get(port).starts_with("hello-"));
     n.ok(&["rm", "-f", "gone", "kept"]);
     n.assert_clean(&[]);
+}
+
+#[test]
+fn network_modes_and_etc_files() {
+    let Some(n) = Net::new("network_modes_and_etc_files", 6) else {
+        return;
+    };
+    // host: the host's network and hostname.
+    let host = nix::unistd::gethostname().unwrap().into_string().unwrap();
+    let out = n.ok(&[
+        "run",
+        "--pull",
+        "never",
+        "--rm",
+        "--network",
+        "host",
+        "busybox",
+        "busybox",
+        "hostname",
+    ]);
+    assert_eq!(out, host);
+    // none: loopback only.
+    let out = n.ok(&[
+        "run",
+        "--pull",
+        "never",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "busybox",
+        "ip",
+        "-o",
+        "link",
+    ]);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    // container:<name>: the same interfaces, address and hostname.
+    n.ok(&[
+        "run", "--pull", "never", "-d", "--name", "base", "busybox", "sleep", "120",
+    ]);
+    let ip = n.ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "base"]);
+    assert!(ip.starts_with("10.196.0."), "{ip}");
+    let out = n.ok(&[
+        "run",
+        "--pull",
+        "never",
+        "--rm",
+        "--network",
+        "container:base",
+        "busybox",
+        "sh",
+        "-c",
+        "busybox ip -4 -o addr show eth0; busybox hostname",
+    ]);
+    assert!(out.contains(&format!("{ip}/24")), "{out}");
+    assert!(
+        out.ends_with(&n.ok(&["inspect", "-f", "{{.Config.Hostname}}", "base"])),
+        "{out}"
+    );
+    // The default bridge: /etc/hosts names the container, --dns/--dns-search in resolv.conf.
+    let out = n.ok(&[
+        "run",
+        "--pull",
+        "never",
+        "--rm",
+        "--hostname",
+        "h1",
+        "--dns",
+        "192.0.2.99",
+        "--dns-search",
+        "corp.example",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /etc/resolv.conf /etc/hosts",
+    ]);
+    assert!(out.contains("nameserver 192.0.2.99"), "{out}");
+    assert!(out.contains("search corp.example"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("10.196.0.") && l.ends_with("\th1")),
+        "{out}"
+    );
+    // restart: networking is made again, same published port.
+    let port = free_port();
+    let spec = format!("127.0.0.1:{port}:80");
+    server(&n, "re", &["-p", &spec]);
+    assert!(http_get(port).starts_with("hello-"));
+    n.ok(&["restart", "-t", "1", "re"]);
+    assert!(http_get(port).starts_with("hello-"));
+    assert_eq!(n.ok(&["port", "re"]), format!("80/tcp -> 127.0.0.1:{port}"));
+    n.ok(&["rm", "-f", "re", "base"]);
+    n.assert_clean(&[]);
+}
+
+/// A test-made link with a route over the start of the pool: berth's default bridge and a
+/// new network take the next free subnets, and berth never touches that link.
+#[test]
+fn subnets_skip_host_routes() {
+    if !nix::unistd::geteuid().is_root() {
+        return;
+    }
+    let dummy = format!("btd{}", std::process::id() % 100000);
+    let ip = |args: &[&str]| {
+        let o = Command::new("ip").args(args).output().unwrap();
+        assert!(
+            o.status.success(),
+            "ip {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    ip(&["link", "add", &dummy, "type", "bridge"]);
+    struct Dummy(String);
+    impl Drop for Dummy {
+        fn drop(&mut self) {
+            let _ = Command::new("ip")
+                .args(["link", "delete", &self.0])
+                .output();
+        }
+    }
+    let _d = Dummy(dummy.clone());
+    ip(&["addr", "add", "10.197.0.1/24", "dev", &dummy]);
+    ip(&["link", "set", &dummy, "up"]);
+    let Some(n) = Net::with("subnets_skip_host_routes", 7, false) else {
+        return;
+    };
+    let out = n.ok(&[
+        "run", "--pull", "never", "--rm", "busybox", "busybox", "ip", "-4", "-o", "addr", "show",
+        "eth0",
+    ]);
+    assert!(out.contains("inet 10.197.1."), "{out}");
+    let net = format!("skip{}", std::process::id());
+    n.ok(&["network", "create", &net]);
+    let subnet = n.ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{(index .IPAM.Config 0).Subnet}}",
+        &net,
+    ]);
+    assert_eq!(subnet, "10.197.2.0/24");
+    // connect a stopped container, then start it: eth0 on the bridge, eth1 on the network.
+    n.ok(&["create", "--name", "two", "busybox", "sleep", "60"]);
+    n.ok(&["network", "connect", "--alias", "second", &net, "two"]);
+    n.ok(&["start", "two"]);
+    let out = n.ok(&["exec", "two", "busybox", "ip", "-4", "-o", "addr"]);
+    assert!(
+        out.contains("eth0") && out.contains("inet 10.197.1."),
+        "{out}"
+    );
+    assert!(
+        out.contains("eth1") && out.contains("inet 10.197.2."),
+        "{out}"
+    );
+    n.ok(&["rm", "-f", "two"]);
+    n.ok(&["network", "rm", &net]);
+    n.assert_clean(&[]);
+    let o = Command::new("ip")
+        .args(["-4", "-o", "addr", "show", &dummy])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&o.stdout).contains("10.197.0.1/24"));
 }

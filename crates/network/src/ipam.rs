@@ -34,7 +34,7 @@ pub enum Error {
     #[error("Address already in use")]
     InUse(Ipv4Addr),
     /// Every subnet of the pools overlaps something.
-    #[error("all predefined address pools have been fully subnetted")]
+    #[error("could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network")]
     PoolsExhausted,
 }
 

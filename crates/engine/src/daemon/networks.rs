@@ -142,6 +142,8 @@ pub(crate) struct Networks {
     default_bridge: String,
     pools: Vec<Pool>,
     netns_dir: PathBuf,
+    /// The ruleset applied last (an unchanged one is not applied again).
+    applied: Mutex<Option<::network::nft::Ruleset>>,
 }
 
 /// A daemon's instance tag: empty for the default exec root, else a hash of it.
@@ -285,6 +287,7 @@ impl Networks {
             default_bridge,
             pools,
             netns_dir: opts.exec_root.join("netns"),
+            applied: Mutex::new(None),
         };
         {
             let mut st = me.st.lock().map_err(|_| bad("poisoned".into()))?;
@@ -430,7 +433,14 @@ impl Networks {
                 });
             }
         }
-        rs.apply().map_err(internal)
+        let mut last = self.applied.lock().map_err(|_| poisoned())?;
+        if last.as_ref() == Some(&rs) {
+            return Ok(());
+        }
+        *last = None;
+        rs.apply().map_err(internal)?;
+        *last = Some(rs);
+        Ok(())
     }
 }
 
@@ -544,6 +554,7 @@ pub(crate) fn on_create(
                 ));
             }
             hc.network_mode = format!("container:{}", t.id);
+            cfg.hostname = t.config.hostname.clone();
         }
         m => {
             let net = find_net(&st, m)?;
@@ -694,6 +705,12 @@ pub(crate) fn patch_spec(
     let p = dir.join("config.json");
     let mut spec: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&p).map_err(internal)?).map_err(internal)?;
+    if let Some(target) = mode.strip_prefix("container:") {
+        // Docker: a container sharing another's network shows that one's hostname.
+        if let Ok(t) = container(inner, target) {
+            spec["hostname"] = serde_json::json!(t.config.hostname);
+        }
+    }
     if let Some(list) = spec["linux"]["namespaces"].as_array_mut() {
         list.retain(|n| n["type"] != "network");
         if let Some(path) = ns {
@@ -710,7 +727,10 @@ pub(crate) fn setup(inner: &Arc<Inner>, c: &ContainerRecord) -> ApiResult<()> {
     let mode = c.host_config.network_mode.as_str();
     let dir = crate::bundle::dir(&inner.opts.data_root, &c.id);
     match mode {
-        "none" => return Ok(()),
+        "none" => {
+            write_etc(inner, c, None, false);
+            return Ok(());
+        }
         "host" => {
             copy_host_file("/etc/hosts", &dir.join("hosts"));
             copy_host_file("/etc/resolv.conf", &dir.join("resolv.conf"));
@@ -1113,6 +1133,7 @@ pub(crate) fn restore(inner: &Arc<Inner>) {
     let Ok(mut st) = inner.networks.lock() else {
         return;
     };
+    sweep_addresses(inner, &mut st);
     let user: Vec<String> = st
         .nets
         .values()
@@ -1127,6 +1148,31 @@ pub(crate) fn restore(inner: &Arc<Inner>) {
     drop_idle_default_bridge(inner, &st);
     if let Err(e) = inner.networks.sync_rules(&st) {
         eprintln!("berth daemon: warning: {e}");
+    }
+}
+
+/// Frees addresses whose owner holds no such endpoint (a crash between the allocation and
+/// the endpoint's record).
+fn sweep_addresses(inner: &Inner, st: &mut State) {
+    let held: BTreeSet<(String, String, Ipv4Addr)> = st
+        .cons
+        .iter()
+        .flat_map(|(id, c)| {
+            c.endpoints
+                .iter()
+                .filter_map(move |e| e.ip.map(|ip| (id.clone(), e.network_id.clone(), ip)))
+        })
+        .collect();
+    for n in st.nets.values_mut() {
+        let before = n.space.allocated.len();
+        let nid = n.id.clone();
+        n.space.allocated.retain(|ip, owner| {
+            owner == "gateway" || held.contains(&(owner.clone(), nid.clone(), *ip))
+        });
+        if n.space.allocated.len() != before {
+            let n = n.clone();
+            let _ = save_net(inner, &n);
+        }
     }
 }
 
