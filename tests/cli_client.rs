@@ -513,25 +513,25 @@ fn cp_diff_commit_save_load() {
     std::fs::write(&local, "from host\n").unwrap();
     bok(
         &sb,
-        &["cp", local.to_str().unwrap(), &format!("{name}:/tmp/h.txt")],
+        &["cp", local.to_str().unwrap(), &format!("{name}:/etc/h.txt")],
     );
     assert_eq!(
-        bok(&sb, &["exec", &name, "cat", "/tmp/h.txt"]),
+        bok(&sb, &["exec", &name, "cat", "/etc/h.txt"]),
         "from host\n"
     );
     let back = sb.dir.join("back.txt");
     bok(
         &sb,
-        &["cp", &format!("{name}:/tmp/h.txt"), back.to_str().unwrap()],
+        &["cp", &format!("{name}:/etc/h.txt"), back.to_str().unwrap()],
     );
     assert_eq!(std::fs::read_to_string(&back).unwrap(), "from host\n");
     let d = bok(&sb, &["diff", &name]);
-    assert!(d.contains("A /tmp/h.txt"), "{d}");
+    assert!(d.contains("A /etc/h.txt"), "{d}");
     assert_eq!(bok(&sb, &["diff", &name]), sb.ok(&["diff", &name]));
     let img = bok(&sb, &["commit", &name, "committed:1"]);
     assert!(img.starts_with("sha256:"), "{img}");
     assert_eq!(
-        bok(&sb, &["run", "--rm", "committed:1", "cat", "/tmp/h.txt"]),
+        bok(&sb, &["run", "--rm", "committed:1", "cat", "/etc/h.txt"]),
         "from host\n"
     );
     bok(&sb, &["update", "--memory", "64m", &name]);

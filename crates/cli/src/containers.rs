@@ -1572,7 +1572,7 @@ pub fn prune(conn: &Conn, force: bool, filter: &[String]) -> Result<i32> {
     }
     println!(
         "Total reclaimed space: {}",
-        units::human_size(r.space_reclaimed)
+        units::human_size4(r.space_reclaimed)
     );
     Ok(0)
 }

@@ -447,11 +447,17 @@ pub fn prune(
     };
     let (o, reclaimed) = images.prune(all, &usage_in(data_root), &filter)?;
     if !o.items.is_empty() {
+        // docker's prune spells these in lower case (rmi does not).
         println!("Deleted Images:");
-        print_items(&o.items);
+        for i in &o.items {
+            match i {
+                DeleteItem::Untagged(r) => println!("untagged: {r}"),
+                DeleteItem::Deleted(d) => println!("deleted: {d}"),
+            }
+        }
         println!();
     }
-    println!("Total reclaimed space: {}", units::human_size(reclaimed));
+    println!("Total reclaimed space: {}", units::human_size4(reclaimed));
     Ok(0)
 }
 

@@ -355,12 +355,18 @@ pub fn prune(conn: &Conn, all: bool, force: bool, filter: &[String]) -> Result<i
     let items = r.images_deleted.unwrap_or_default();
     if !items.is_empty() {
         println!("Deleted Images:");
-        print_delete_items(&items);
+        for i in &items {
+            match (&i.untagged, &i.deleted) {
+                (Some(u), _) => println!("untagged: {u}"),
+                (None, Some(d)) => println!("deleted: {d}"),
+                _ => {}
+            }
+        }
         println!();
     }
     println!(
         "Total reclaimed space: {}",
-        units::human_size(r.space_reclaimed)
+        units::human_size4(r.space_reclaimed)
     );
     Ok(0)
 }
