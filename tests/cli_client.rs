@@ -737,3 +737,57 @@ fn networks_like_docker() {
     bok(&sb, &["rm", "-f", &c]);
     assert_eq!(bok(&sb, &["network", "rm", &n]), format!("{n}\n"));
 }
+
+/// `--data-root` keeps the in-process mode for the image commands and run; the commands that
+/// need a daemon say so (125) instead of reaching one.
+#[test]
+fn data_root_mode_is_in_process() {
+    let dir = tempfile::Builder::new()
+        .prefix("berth-cli-dr-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let berth = |args: &[&str]| {
+        Command::new(BERTH)
+            .arg("--data-root")
+            .arg(dir.path())
+            .args(args)
+            .env_remove("BERTH_HOST")
+            .env_remove("DOCKER_HOST")
+            .env("BERTH_NO_AUTOSTART", "1")
+            .env("BERTH_DEFAULT_SOCKET", dir.path().join("none.sock"))
+            .output()
+            .unwrap()
+    };
+    let o = berth(&["images", "-q"]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), "");
+    let o = berth(&["ps"]);
+    assert_eq!(code(&o), 125);
+    assert!(err(&o).contains("through the daemon only"), "{}", err(&o));
+    // Without --data-root and without a daemon (auto-start off): docker's connection error.
+    let o = Command::new(BERTH)
+        .arg("ps")
+        .env_remove("BERTH_HOST")
+        .env_remove("DOCKER_HOST")
+        .env_remove("BERTH_DATA_ROOT")
+        .env("BERTH_NO_AUTOSTART", "1")
+        .env("BERTH_DEFAULT_SOCKET", dir.path().join("none.sock"))
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 1);
+    assert!(
+        err(&o).contains("Cannot connect to the berth daemon"),
+        "{}",
+        err(&o)
+    );
+    let o = Command::new(BERTH)
+        .args(["run", "--rm", "busybox", "true"])
+        .env_remove("BERTH_HOST")
+        .env_remove("DOCKER_HOST")
+        .env_remove("BERTH_DATA_ROOT")
+        .env("BERTH_NO_AUTOSTART", "1")
+        .env("BERTH_DEFAULT_SOCKET", dir.path().join("none.sock"))
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 125, "{}", err(&o));
+}
