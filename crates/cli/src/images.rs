@@ -366,11 +366,22 @@ pub fn history(
             })
         })
         .collect();
-    print(
-        &rows,
-        format,
-        "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}",
-    )?;
+    // docker calls the ID column IMAGE here.
+    let mut h = headers();
+    h.insert("ID", "IMAGE");
+    let f = match format {
+        Some("json") => {
+            for r in &rows {
+                println!("{r}");
+            }
+            return Ok(0);
+        }
+        Some("table") | None => {
+            "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
+        }
+        Some(f) => f,
+    };
+    print!("{}", format::print_rows(f, &rows, &h)?);
     Ok(0)
 }
 

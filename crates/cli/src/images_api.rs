@@ -92,6 +92,13 @@ fn headers() -> HashMap<&'static str, &'static str> {
     ])
 }
 
+/// `docker history` calls the ID column IMAGE.
+fn history_headers() -> HashMap<&'static str, &'static str> {
+    let mut h = headers();
+    h.insert("ID", "IMAGE");
+    h
+}
+
 /// `docker images`.
 pub fn list(conn: &Conn, a: ListArgs) -> Result<i32> {
     let mut filters = parse_filters(&a.filter)?;
@@ -333,7 +340,7 @@ pub fn history(
         &rows,
         format,
         "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}",
-        &headers(),
+        &history_headers(),
     )?;
     Ok(0)
 }
