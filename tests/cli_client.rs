@@ -513,25 +513,25 @@ fn cp_diff_commit_save_load() {
     std::fs::write(&local, "from host\n").unwrap();
     bok(
         &sb,
-        &["cp", local.to_str().unwrap(), &format!("{name}:/tmp/h.txt")],
+        &["cp", local.to_str().unwrap(), &format!("{name}:/etc/h.txt")],
     );
     assert_eq!(
-        bok(&sb, &["exec", &name, "cat", "/tmp/h.txt"]),
+        bok(&sb, &["exec", &name, "cat", "/etc/h.txt"]),
         "from host\n"
     );
     let back = sb.dir.join("back.txt");
     bok(
         &sb,
-        &["cp", &format!("{name}:/tmp/h.txt"), back.to_str().unwrap()],
+        &["cp", &format!("{name}:/etc/h.txt"), back.to_str().unwrap()],
     );
     assert_eq!(std::fs::read_to_string(&back).unwrap(), "from host\n");
     let d = bok(&sb, &["diff", &name]);
-    assert!(d.contains("A /tmp/h.txt"), "{d}");
+    assert!(d.contains("A /etc/h.txt"), "{d}");
     assert_eq!(bok(&sb, &["diff", &name]), sb.ok(&["diff", &name]));
     let img = bok(&sb, &["commit", &name, "committed:1"]);
     assert!(img.starts_with("sha256:"), "{img}");
     assert_eq!(
-        bok(&sb, &["run", "--rm", "committed:1", "cat", "/tmp/h.txt"]),
+        bok(&sb, &["run", "--rm", "committed:1", "cat", "/etc/h.txt"]),
         "from host\n"
     );
     bok(&sb, &["update", "--memory", "64m", &name]);
@@ -736,4 +736,58 @@ fn networks_like_docker() {
     bok(&sb, &["network", "disconnect", &n, &c]);
     bok(&sb, &["rm", "-f", &c]);
     assert_eq!(bok(&sb, &["network", "rm", &n]), format!("{n}\n"));
+}
+
+/// `--data-root` keeps the in-process mode for the image commands and run; the commands that
+/// need a daemon say so (125) instead of reaching one.
+#[test]
+fn data_root_mode_is_in_process() {
+    let dir = tempfile::Builder::new()
+        .prefix("berth-cli-dr-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let berth = |args: &[&str]| {
+        Command::new(BERTH)
+            .arg("--data-root")
+            .arg(dir.path())
+            .args(args)
+            .env_remove("BERTH_HOST")
+            .env_remove("DOCKER_HOST")
+            .env("BERTH_NO_AUTOSTART", "1")
+            .env("BERTH_DEFAULT_SOCKET", dir.path().join("none.sock"))
+            .output()
+            .unwrap()
+    };
+    let o = berth(&["images", "-q"]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), "");
+    let o = berth(&["ps"]);
+    assert_eq!(code(&o), 125);
+    assert!(err(&o).contains("through the daemon only"), "{}", err(&o));
+    // Without --data-root and without a daemon (auto-start off): docker's connection error.
+    let o = Command::new(BERTH)
+        .arg("ps")
+        .env_remove("BERTH_HOST")
+        .env_remove("DOCKER_HOST")
+        .env_remove("BERTH_DATA_ROOT")
+        .env("BERTH_NO_AUTOSTART", "1")
+        .env("BERTH_DEFAULT_SOCKET", dir.path().join("none.sock"))
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 1);
+    assert!(
+        err(&o).contains("Cannot connect to the berth daemon"),
+        "{}",
+        err(&o)
+    );
+    let o = Command::new(BERTH)
+        .args(["run", "--rm", "busybox", "true"])
+        .env_remove("BERTH_HOST")
+        .env_remove("DOCKER_HOST")
+        .env_remove("BERTH_DATA_ROOT")
+        .env("BERTH_NO_AUTOSTART", "1")
+        .env("BERTH_DEFAULT_SOCKET", dir.path().join("none.sock"))
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 125, "{}", err(&o));
 }

@@ -1016,6 +1016,12 @@ pub fn port(conn: &Conn, container: &str, private: Option<&str>) -> i32 {
         }
     });
     let mut lines = Vec::new();
+    // docker lists them by port number, then protocol.
+    let mut ports: Vec<_> = ports.into_iter().collect();
+    ports.sort_by_key(|(k, _)| {
+        let (n, proto) = k.split_once('/').unwrap_or((k.as_str(), ""));
+        (n.parse::<u32>().unwrap_or(0), proto.to_string())
+    });
     for (k, v) in &ports {
         if want.as_ref().is_some_and(|w| w != k) {
             continue;
@@ -1336,6 +1342,16 @@ pub fn inspect(conn: &Conn, a: &InspectArgs, kind: Option<&str>) -> Result<i32> 
             for k in &kinds {
                 match inspect_one(conn, k, n, a.size).await {
                     Ok(b) => {
+                        // docker prints volumes from its typed struct, whose fields are in
+                        // alphabetical order; the other objects as the daemon sent them.
+                        let b = if *k == "volume" {
+                            serde_json::from_slice::<Value>(&b)
+                                .ok()
+                                .and_then(|v| serde_json::to_vec(&v).ok())
+                                .unwrap_or(b)
+                        } else {
+                            b
+                        };
                         raws.push(b);
                         found = true;
                         break;
@@ -1572,7 +1588,7 @@ pub fn prune(conn: &Conn, force: bool, filter: &[String]) -> Result<i32> {
     }
     println!(
         "Total reclaimed space: {}",
-        units::human_size(r.space_reclaimed)
+        units::human_size4(r.space_reclaimed)
     );
     Ok(0)
 }

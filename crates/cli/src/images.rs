@@ -366,11 +366,22 @@ pub fn history(
             })
         })
         .collect();
-    print(
-        &rows,
-        format,
-        "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}",
-    )?;
+    // docker calls the ID column IMAGE here.
+    let mut h = headers();
+    h.insert("ID", "IMAGE");
+    let f = match format {
+        Some("json") => {
+            for r in &rows {
+                println!("{r}");
+            }
+            return Ok(0);
+        }
+        Some("table") | None => {
+            "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
+        }
+        Some(f) => f,
+    };
+    print!("{}", format::print_rows(f, &rows, &h)?);
     Ok(0)
 }
 
@@ -447,11 +458,17 @@ pub fn prune(
     };
     let (o, reclaimed) = images.prune(all, &usage_in(data_root), &filter)?;
     if !o.items.is_empty() {
+        // docker's prune spells these in lower case (rmi does not).
         println!("Deleted Images:");
-        print_items(&o.items);
+        for i in &o.items {
+            match i {
+                DeleteItem::Untagged(r) => println!("untagged: {r}"),
+                DeleteItem::Deleted(d) => println!("deleted: {d}"),
+            }
+        }
         println!();
     }
-    println!("Total reclaimed space: {}", units::human_size(reclaimed));
+    println!("Total reclaimed space: {}", units::human_size4(reclaimed));
     Ok(0)
 }
 

@@ -92,6 +92,13 @@ fn headers() -> HashMap<&'static str, &'static str> {
     ])
 }
 
+/// `docker history` calls the ID column IMAGE.
+fn history_headers() -> HashMap<&'static str, &'static str> {
+    let mut h = headers();
+    h.insert("ID", "IMAGE");
+    h
+}
+
 /// `docker images`.
 pub fn list(conn: &Conn, a: ListArgs) -> Result<i32> {
     let mut filters = parse_filters(&a.filter)?;
@@ -333,7 +340,7 @@ pub fn history(
         &rows,
         format,
         "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}",
-        &headers(),
+        &history_headers(),
     )?;
     Ok(0)
 }
@@ -355,12 +362,18 @@ pub fn prune(conn: &Conn, all: bool, force: bool, filter: &[String]) -> Result<i
     let items = r.images_deleted.unwrap_or_default();
     if !items.is_empty() {
         println!("Deleted Images:");
-        print_delete_items(&items);
+        for i in &items {
+            match (&i.untagged, &i.deleted) {
+                (Some(u), _) => println!("untagged: {u}"),
+                (None, Some(d)) => println!("deleted: {d}"),
+                _ => {}
+            }
+        }
         println!();
     }
     println!(
         "Total reclaimed space: {}",
-        units::human_size(r.space_reclaimed)
+        units::human_size4(r.space_reclaimed)
     );
     Ok(0)
 }

@@ -191,7 +191,7 @@ pub fn volume(conn: &Conn, cmd: VolumeCmd) -> Result<i32> {
             }
             println!(
                 "Total reclaimed space: {}",
-                units::human_size(r.space_reclaimed)
+                units::human_size4(r.space_reclaimed)
             );
             Ok(0)
         }

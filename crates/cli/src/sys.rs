@@ -228,7 +228,7 @@ pub fn df(conn: &Conn, verbose: bool, format: Option<&str>) -> Result<i32> {
                     .and_then(Value::as_str)
                     .unwrap_or("<none>:<none>"),
                 i.get("Id").and_then(Value::as_str).unwrap_or(""),
-                units::human_size(num(i, "Size").max(0) as u64)
+                units::human_size4(num(i, "Size").max(0) as u64)
             );
         }
     }
@@ -266,21 +266,21 @@ pub fn df(conn: &Conn, verbose: bool, format: Option<&str>) -> Result<i32> {
     let cache_size: u64 = cache.iter().map(|c| num(c, "Size").max(0) as u64).sum();
     let pct = |r: u64, t: u64| {
         if t > 0 {
-            format!("{} ({}%)", units::human_size(r), r * 100 / t)
+            format!("{} ({}%)", units::human_size4(r), r * 100 / t)
         } else {
-            units::human_size(r)
+            units::human_size4(r)
         }
     };
     let rows = vec![
         json!({"Type": "Images", "TotalCount": images.len().to_string(), "Active": active_images.to_string(),
-               "Size": units::human_size(img_size), "Reclaimable": pct(img_reclaim, img_size)}),
+               "Size": units::human_size4(img_size), "Reclaimable": pct(img_reclaim, img_size)}),
         json!({"Type": "Containers", "TotalCount": containers.len().to_string(),
                "Active": containers.iter().filter(|c| running(c)).count().to_string(),
-               "Size": units::human_size(ctr_size), "Reclaimable": pct(ctr_reclaim, ctr_size)}),
+               "Size": units::human_size4(ctr_size), "Reclaimable": pct(ctr_reclaim, ctr_size)}),
         json!({"Type": "Local Volumes", "TotalCount": volumes.len().to_string(), "Active": vol_active.to_string(),
-               "Size": units::human_size(vol_size), "Reclaimable": pct(vol_reclaim, vol_size)}),
+               "Size": units::human_size4(vol_size), "Reclaimable": pct(vol_reclaim, vol_size)}),
         json!({"Type": "Build Cache", "TotalCount": cache.len().to_string(), "Active": "0",
-               "Size": units::human_size(cache_size), "Reclaimable": units::human_size(cache_size)}),
+               "Size": units::human_size4(cache_size), "Reclaimable": units::human_size4(cache_size)}),
     ];
     let headers = HashMap::from([
         ("Type", "TYPE"),
@@ -398,11 +398,10 @@ pub fn system_prune(conn: &Conn, a: SystemPruneArgs) -> Result<i32> {
                 if !d.is_empty() {
                     println!("Deleted Images:");
                     for i in d {
-                        if let Some(u) = i.untagged {
-                            println!("untagged: {u}");
-                        }
-                        if let Some(x) = i.deleted {
-                            println!("deleted: {x}");
+                        match (i.untagged, i.deleted) {
+                            (Some(u), _) => println!("untagged: {u}"),
+                            (None, Some(x)) => println!("deleted: {x}"),
+                            _ => {}
                         }
                     }
                     println!();
@@ -414,7 +413,7 @@ pub fn system_prune(conn: &Conn, a: SystemPruneArgs) -> Result<i32> {
             }
         }
     });
-    println!("Total reclaimed space: {}", units::human_size(reclaimed));
+    println!("Total reclaimed space: {}", units::human_size4(reclaimed));
     Ok(code)
 }
 
@@ -435,19 +434,15 @@ pub struct EventsArgs {
     pub until: Option<String>,
 }
 
-/// Go's `time.RFC3339Nano` of Unix nanoseconds, in UTC (trailing zeros trimmed).
+/// Unix nanoseconds as docker's `RFC3339NanoFixed`, in UTC.
 fn rfc3339_nano(nanos: i64) -> String {
     let secs = nanos.div_euclid(1_000_000_000);
     let frac = nanos.rem_euclid(1_000_000_000);
     let base = image::config::unix_to_rfc3339(secs, 0);
     let base = base.trim_end_matches('Z');
     let base = base.split('.').next().unwrap_or(base);
-    if frac == 0 {
-        format!("{base}Z")
-    } else {
-        let f = format!("{frac:09}");
-        format!("{base}.{}Z", f.trim_end_matches('0'))
-    }
+    // docker prints a fixed nine digits (jsonmessage.RFC3339NanoFixed).
+    format!("{base}.{frac:09}Z")
 }
 
 pub fn events(conn: &Conn, a: EventsArgs) -> Result<i32> {
@@ -508,10 +503,10 @@ pub fn events(conn: &Conn, a: EventsArgs) -> Result<i32> {
 mod tests {
     #[test]
     fn event_times() {
-        assert_eq!(super::rfc3339_nano(1_500_000_000), "1970-01-01T00:00:01.5Z");
+        assert_eq!(super::rfc3339_nano(1_500_000_000), "1970-01-01T00:00:01.500000000Z");
         assert_eq!(
             super::rfc3339_nano(86_400_000_000_000),
-            "1970-01-02T00:00:00Z"
+            "1970-01-02T00:00:00.000000000Z"
         );
     }
 }

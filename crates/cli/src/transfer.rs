@@ -4,7 +4,7 @@
 //! redrawn as samples arrive).
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -195,10 +195,10 @@ async fn copy_from(conn: &Conn, ctr: &str, src: &str, dest: &str, a: &CpArgs) ->
         let _ = std::fs::remove_dir_all(&tmp);
         r?;
     }
-    if !a.quiet {
+    if !a.quiet && std::io::stderr().is_terminal() {
         eprintln!(
             "Successfully copied {} to {dest}",
-            units::human_size(tar.len() as u64)
+            units::human_size4(tar.len() as u64)
         );
     }
     Ok(())
@@ -249,10 +249,10 @@ async fn copy_to(conn: &Conn, src: &str, ctr: &str, dest: &str, a: &CpArgs) -> R
     let n = data.len();
     c.container_archive_put(ctr, &dir, &opts, once_stream(data))
         .await?;
-    if !a.quiet {
+    if !a.quiet && std::io::stderr().is_terminal() {
         eprintln!(
             "Successfully copied {} to {ctr}:{dest}",
-            units::human_size(n as u64)
+            units::human_size4(n as u64)
         );
     }
     Ok(())

@@ -13,6 +13,31 @@ pub fn human_size(bytes: u64) -> String {
     format!("{}{}", fmt_g3(v), UNITS[i])
 }
 
+/// `units.HumanSize`: decimal units, 4 significant digits (`1.982MB`; what docker prints for
+/// `system df` and the prune totals).
+pub fn human_size4(bytes: u64) -> String {
+    const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
+    let mut v = bytes as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i < UNITS.len() - 1 {
+        v /= 1000.0;
+        i += 1;
+    }
+    let s = if v == 0.0 {
+        "0".to_string()
+    } else {
+        let digits = v.abs().log10().floor() as i32 + 1;
+        let decimals = (4 - digits).max(0) as usize;
+        let s = format!("{v:.decimals$}");
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s
+        }
+    };
+    format!("{s}{}", UNITS[i])
+}
+
 /// Go's `%.4g` with trailing zeros trimmed, as go-units' HumanSizeWithPrecision(size, 3).
 fn fmt_g3(v: f64) -> String {
     if v == 0.0 {
@@ -73,6 +98,8 @@ mod tests {
         assert_eq!(human_size(4_261_888), "4.26MB");
         assert_eq!(human_size(124_000_000), "124MB");
         assert_eq!(human_size(1_500_000_000), "1.5GB");
+        assert_eq!(human_size4(1_982_464), "1.982MB");
+        assert_eq!(human_size4(0), "0B");
     }
 
     #[test]
