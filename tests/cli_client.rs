@@ -474,7 +474,6 @@ fn autostart_on_the_default_socket() {
 }
 
 #[test]
-#[ignore = "needs fsops's daemon side (POST /images/create?fromSrc=-)"]
 fn import_through_the_daemon() {
     let Some(sb) = setup("import_through_the_daemon") else {
         return;
@@ -499,7 +498,6 @@ fn import_through_the_daemon() {
 }
 
 #[test]
-#[ignore = "needs fsops's daemon side (archive, changes, commit, update, save/load)"]
 fn cp_diff_commit_save_load() {
     let Some(sb) = setup("cp_diff_commit_save_load") else {
         return;
@@ -548,7 +546,6 @@ fn cp_diff_commit_save_load() {
 }
 
 #[test]
-#[ignore = "needs fsops's daemon side (stats)"]
 fn stats_no_stream_like_docker() {
     let Some(sb) = setup("stats_no_stream_like_docker") else {
         return;
@@ -573,7 +570,6 @@ fn stats_no_stream_like_docker() {
 }
 
 #[test]
-#[ignore = "needs lifecycle's daemon side (events, system df, prune, restart policies, health)"]
 fn events_prune_df_restart_health() {
     let Some(sb) = setup("events_prune_df_restart_health") else {
         return;
@@ -658,7 +654,6 @@ fn events_prune_df_restart_health() {
 }
 
 #[test]
-#[ignore = "needs the volumes helper's daemon side"]
 fn volumes_like_docker() {
     let Some(sb) = setup("volumes_like_docker") else {
         return;
@@ -702,7 +697,6 @@ fn volumes_like_docker() {
 }
 
 #[test]
-#[ignore = "needs the network helper's daemon side"]
 fn networks_like_docker() {
     let Some(sb) = setup("networks_like_docker") else {
         return;
