@@ -836,6 +836,63 @@ fn events_stream() {
 }
 
 #[test]
+fn image_pull_event() {
+    if !std::path::Path::new("/usr/bin/docker-registry").exists() {
+        eprintln!("SKIP image_pull_event: no docker-registry");
+        return;
+    }
+    let Some(sb) = setup("image_pull_event") else {
+        return;
+    };
+    let Some(registry) = Registry::start(&sb.dir.join("registry")) else {
+        return;
+    };
+    // Push with the berth CLI from a second data root (the daemon holds the first).
+    let name = format!("127.0.0.1:{}/ev/bb:1", registry.port);
+    let tar = sb.dir.join("busybox.tar");
+    for args in [
+        vec!["import", tar.to_str().unwrap(), name.as_str()],
+        vec!["push", name.as_str()],
+    ] {
+        let o = Command::new(BERTH)
+            .arg("--data-root")
+            .arg(sb.dir.join("data2"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "berth {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let t0 = now_secs();
+    sb.ok(&["pull", &name]);
+    let ev = events(&sb, &t0, &["--filter", "type=image"]);
+    assert!(
+        ev.lines()
+            .any(|l| l == format!("image pull {}", name.trim_end_matches(":1"))),
+        "{ev}"
+    );
+    let until = (now_secs().parse::<u64>().unwrap() + 1).to_string();
+    let j = sb.ok(&[
+        "events",
+        "--since",
+        &t0,
+        "--until",
+        &until,
+        "--filter",
+        "event=pull",
+        "--format",
+        "{{json .}}",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(j.trim()).unwrap();
+    assert_eq!(v["id"], name.as_str());
+    assert_eq!(v["status"], "pull");
+    assert!(v.get("from").is_none(), "{v}");
+}
+
+#[test]
 fn prune_and_disk_usage() {
     let Some(sb) = setup("prune_and_disk_usage") else {
         return;

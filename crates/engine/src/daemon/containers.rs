@@ -641,7 +641,7 @@ pub async fn stop(inner: &Arc<Inner>, key: &str, opts: StopOptions) -> ApiResult
     if !is_running(&c) {
         return Err(ApiError::NotModified("container already stopped".into()));
     }
-    if restart::stopped_by_user(inner, &c.id)? {
+    if restart::stopped_by_user(inner, &c.id).await? {
         publish(inner, &c.id, "stop", &[]);
         return Ok(());
     }
@@ -678,7 +678,7 @@ pub async fn kill(inner: &Arc<Inner>, key: &str, signal: Option<String>) -> ApiR
     }
     let sig = signal.as_deref().unwrap_or("SIGKILL");
     if restart::is_fatal(sig, c.config.stop_signal.as_deref()) {
-        if restart::stopped_by_user(inner, &c.id)? {
+        if restart::stopped_by_user(inner, &c.id).await? {
             return Ok(());
         }
     } else if c.state.status == "restarting" {
@@ -809,7 +809,7 @@ pub async fn remove(inner: &Arc<Inner>, key: &str, opts: ContainerRemoveOptions)
                 c.name
             )));
         }
-        restart::stopped_by_user(inner, &c.id)?;
+        restart::stopped_by_user(inner, &c.id).await?;
         c = lookup(inner, &c.id)?;
     }
     if is_running(&c) {
