@@ -141,6 +141,7 @@ pub fn load<R: Read>(images: &Images, r: R) -> Result<LoadReport, ArchiveError> 
         tmp.path(),
         &ApplyOptions {
             whiteouts: WhiteoutMode::Delete,
+            ..Default::default()
         },
     )?;
     let dir = tmp.path();

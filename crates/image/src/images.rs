@@ -14,7 +14,7 @@ use crate::config::{
 };
 use crate::content::{ContentError, ContentStore};
 use crate::digest::Digest;
-use crate::layer::{write_diff, Compression, Compressor, LayerError};
+use crate::layer::{write_tar, Compression, Compressor, LayerError, TarOptions};
 use crate::reference::{Reference, ReferenceError};
 use crate::snapshot::{self, LayerSource, RootfsLayout, SnapshotError, Snapshotter};
 use crate::store::{
@@ -97,6 +97,9 @@ pub struct CommitOptions {
     pub comment: Option<String>,
     /// The history line (Docker writes the container's command).
     pub created_by: Option<String>,
+    /// Paths of the upper directory (relative, no leading `/`) left out of the layer: the
+    /// mount points every container gets (Docker keeps them in its init layer).
+    pub exclude: Vec<String>,
 }
 
 /// The image service over one data root.
@@ -313,6 +316,25 @@ impl Images {
         Ok((d, m))
     }
 
+    /// What a push sends for an image: its manifest's digest, bytes as stored and media
+    /// type (from the document, OCI's when it names none).
+    pub fn manifest_for_push(
+        &self,
+        img: &ImageRecord,
+    ) -> Result<(Digest, Vec<u8>, String), ImagesError> {
+        let (d, _) = self.manifest(img)?;
+        let bytes = self.content.get_bytes(&d)?;
+        let media_type = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| {
+                v.get("mediaType")
+                    .and_then(|m| m.as_str())
+                    .map(String::from)
+            })
+            .unwrap_or_else(|| MEDIA_OCI_MANIFEST.to_string());
+        Ok((d, bytes, media_type))
+    }
+
     /// `docker tag SOURCE TARGET`.
     pub fn tag(&self, source: &str, target: &str) -> Result<ImageRecord, ImagesError> {
         let img = self.store.resolve(source)?;
@@ -522,13 +544,30 @@ impl Images {
 
     /// Stores the overlay upper directory `upper` as a gzip layer blob. Returns the layer.
     pub fn layer_from_upper(&self, upper: &Path) -> Result<NewLayer, ImagesError> {
+        self.layer_from_upper_excluding(upper, &[])
+    }
+
+    /// [`Images::layer_from_upper`] leaving out `exclude` (relative paths, with everything
+    /// under them).
+    pub fn layer_from_upper_excluding(
+        &self,
+        upper: &Path,
+        exclude: &[String],
+    ) -> Result<NewLayer, ImagesError> {
         let w = self.content.writer(None)?;
         let comp = Compressor::new(w, Compression::Gzip).map_err(|source| ImagesError::Io {
             what: "compressing layer of",
             path: upper.to_path_buf(),
             source,
         })?;
-        let (sum, comp) = write_diff(upper, comp)?;
+        let (sum, comp) = write_tar(
+            upper,
+            comp,
+            &TarOptions {
+                overlay_whiteouts: true,
+                exclude: exclude.to_vec(),
+            },
+        )?;
         let mut w = comp.finish().map_err(|source| ImagesError::Io {
             what: "compressing layer of",
             path: upper.to_path_buf(),
@@ -574,7 +613,7 @@ impl Images {
                 diff_id: d.clone(),
             })
             .collect();
-        let new = self.layer_from_upper(upper)?;
+        let new = self.layer_from_upper_excluding(upper, &opts.exclude)?;
         layers.push(new);
         let now = now_rfc3339();
         if let Some(c) = &opts.config {
@@ -582,6 +621,15 @@ impl Images {
         }
         if opts.author.is_some() {
             cfg.author = opts.author.clone();
+        }
+        match &opts.comment {
+            Some(c) => {
+                cfg.other
+                    .insert("comment".into(), serde_json::Value::String(c.clone()));
+            }
+            None => {
+                cfg.other.remove("comment");
+            }
         }
         cfg.created = Some(now.clone());
         cfg.other.remove("container");

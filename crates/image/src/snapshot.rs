@@ -470,6 +470,7 @@ impl Snapshotter {
             &fsd,
             &ApplyOptions {
                 whiteouts: WhiteoutMode::Overlay,
+                ..Default::default()
             },
         )
         .map_err(|source| SnapshotError::Layer {

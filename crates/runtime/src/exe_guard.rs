@@ -4,12 +4,14 @@
 //!
 //! Instead of copying the binary into a sealed memfd on every command (youki's approach, which
 //! costs milliseconds per command), the runtime runs from a **read-only bind mount** of its own
-//! binary, made once per boot at `/run/berth/exe/berth`: any open for writing through
+//! binary, made once per boot and per binary at `/run/berth/exe/<dev>-<inode>-<mtime>/berth`
+//! (so two berth builds or versions side by side never run each other's code): any open for
+//! writing through
 //! `/proc/PID/exe` then fails with EROFS, and a container cannot remount a mount of the host's
 //! mount namespace. A command started from the writable path re-executes itself once through the
 //! sealed path (about a millisecond); callers that know the sealed path (the berth daemon) use it
-//! directly and pay nothing. When the binary is replaced (an upgrade), the stale bind is
-//! detected by inode and renewed.
+//! directly and pay nothing. A replaced binary (an upgrade) has a new inode, hence a new
+//! sealed path; processes still running the old one keep theirs.
 
 use std::ffi::CString;
 use std::os::unix::fs::MetadataExt;
@@ -56,20 +58,29 @@ pub fn running_sealed() -> bool {
     is_readonly(Path::new("/proc/self/exe"))
 }
 
-/// Make sure `/run/berth/exe/berth` is a read-only bind of the current binary; return its path.
+/// Make sure `/run/berth/exe/<dev>-<inode>-<mtime>/berth` is a read-only bind of the current
+/// binary; return its path.
 pub fn sealed_path() -> Result<PathBuf, Error> {
     sealed_path_in(Path::new(SEALED_DIR))
 }
 
-/// Make sure `DIR/berth` is a read-only bind of the current binary; return its path. A
-/// daemon seals under its own exec root, so daemons of different builds side by side each
-/// run their own binary (one machine-wide seal would be re-bound by whichever started last).
-pub fn sealed_path_in(dir: &Path) -> Result<PathBuf, Error> {
+/// Make sure `BASE/<dev>-<inode>-<mtime>/berth` is a read-only bind of the current binary;
+/// return its path. A daemon seals under its own exec root; the key keeps builds apart even
+/// under one base (a single machine-wide seal would be re-bound by whichever started last).
+pub fn sealed_path_in(base: &Path) -> Result<PathBuf, Error> {
     let exe = std::fs::read_link("/proc/self/exe").map_err(|source| Error::Io {
         what: "readlink",
         path: "/proc/self/exe".into(),
         source,
     })?;
+    let md = std::fs::metadata(&exe).map_err(|source| Error::Io {
+        what: "stat",
+        path: exe.clone(),
+        source,
+    })?;
+    let key = format!("{}-{}-{}", md.dev(), md.ino(), md.mtime());
+    let dir_buf = base.join(key);
+    let dir = dir_buf.as_path();
     let target = dir.join("berth");
     if is_readonly(&target) && same_file(&target, &exe) {
         return Ok(target);

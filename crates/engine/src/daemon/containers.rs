@@ -18,7 +18,7 @@ use api::ApiError;
 use shim::protocol::{AttachRequest, ControlRequest, ExecRequest};
 
 use super::store::{ContainerRecord, StateRecord};
-use super::{blocking, health, restart, Event, Inner};
+use super::{blocking, config, health, restart, Event, Inner};
 
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
@@ -37,7 +37,7 @@ fn now_rfc3339() -> String {
     shim::timefmt::rfc3339_nano(t.seconds, t.nanos)
 }
 
-fn state_dir(inner: &Inner, id: &str) -> PathBuf {
+pub(crate) fn state_dir(inner: &Inner, id: &str) -> PathBuf {
     inner.opts.exec_root.join("shims").join(id)
 }
 
@@ -46,7 +46,7 @@ fn runtime_root(inner: &Inner) -> PathBuf {
 }
 
 /// Finds a container by full ID, name (with or without `/`), or unique ID prefix.
-fn lookup(inner: &Inner, key: &str) -> ApiResult<ContainerRecord> {
+pub(crate) fn lookup(inner: &Inner, key: &str) -> ApiResult<ContainerRecord> {
     let m = inner.containers.lock().map_err(|_| poisoned())?;
     let k = key.strip_prefix('/').unwrap_or(key);
     if let Some(c) = m.get(k) {
@@ -90,7 +90,7 @@ pub(crate) fn publish(inner: &Inner, key: &str, action: &str, extra: &[(&str, St
     }
 }
 
-fn update(
+pub(crate) fn update(
     inner: &Inner,
     id: &str,
     f: impl FnOnce(&mut ContainerRecord),
@@ -107,7 +107,7 @@ fn update(
     Ok(c)
 }
 
-fn is_running(c: &ContainerRecord) -> bool {
+pub(crate) fn is_running(c: &ContainerRecord) -> bool {
     matches!(c.state.status.as_str(), "running" | "paused" | "restarting")
 }
 
@@ -166,26 +166,17 @@ pub async fn create(
 ) -> ApiResult<ContainerCreateResponse> {
     let cfg = req.config;
     let hc = req.host_config.unwrap_or_default();
-    match hc.network_mode.as_str() {
-        "" | "default" | "bridge" | "none" => {}
-        m => {
-            return Err(ApiError::InvalidParameter(format!(
-                "network mode {m:?} is not supported by berth yet: containers only get a loopback network (use --network none or the default)"
-            )))
-        }
+    let runtime_name = if hc.runtime.as_deref().is_none_or(str::is_empty) {
+        inner.opts.default_runtime.clone()
+    } else {
+        hc.runtime.clone().unwrap_or_default()
+    };
+    if !inner.opts.runtimes.contains_key(&runtime_name) {
+        return Err(ApiError::InvalidParameter(format!(
+            "unknown or invalid runtime name: {runtime_name}"
+        )));
     }
-    if hc.binds.as_ref().is_some_and(|b| !b.is_empty())
-        || hc.mounts.as_ref().is_some_and(|m| !m.is_empty())
-    {
-        return Err(ApiError::NotImplemented(
-            "volumes and bind mounts (-v, --mount) are not supported by berth's daemon yet".into(),
-        ));
-    }
-    if hc.port_bindings.as_ref().is_some_and(|p| !p.is_empty()) {
-        return Err(ApiError::NotImplemented(
-            "published ports (-p) need networking, which berth's daemon does not have yet".into(),
-        ));
-    }
+    log_config(inner, &hc)?;
     restart::validate(&hc)?;
     health::validate(cfg.healthcheck.as_ref())?;
     let name = match opts.name {
@@ -222,7 +213,9 @@ pub async fn create(
         env: cfg.env.clone().unwrap_or_default(),
         workdir: Some(cfg.working_dir.clone()).filter(|w| !w.is_empty()),
         user: Some(cfg.user.clone()).filter(|w| !w.is_empty()),
-        hostname: Some(cfg.hostname.clone()).filter(|w| !w.is_empty()),
+        hostname: Some(cfg.hostname.clone())
+            .filter(|w| !w.is_empty())
+            .or_else(|| super::networks::host_hostname(&hc.network_mode)),
         domainname: Some(cfg.domainname.clone()).filter(|w| !w.is_empty()),
         tty: cfg.tty,
         group_add: hc.group_add.clone().unwrap_or_default(),
@@ -238,8 +231,11 @@ pub async fn create(
     };
     let inner2 = inner.clone();
     let res = hc.resources.clone();
+    let console = console_size(hc.console_size.as_ref()).filter(|_| cfg.tty);
     let init = hc.resources.init == Some(true);
-    let bundle = blocking(move || {
+    let (cfg2, hc2) = (cfg.clone(), hc.clone());
+    let (bundle, vols) = blocking(move || {
+        let vols = super::volumes::prepare(&inner2, &image_ref, &cfg2, &hc2)?;
         let b = crate::bundle::create(
             &inner2.images,
             &inner2.opts.data_root,
@@ -251,18 +247,29 @@ pub async fn create(
             crate::bundle::Error::NoImage(i) => ApiError::no_such_image(&i),
             crate::bundle::Error::Spec(m) => ApiError::InvalidParameter(m),
             e => internal(e),
-        })?;
+        });
+        let b = match b {
+            Ok(b) => b,
+            Err(e) => {
+                super::volumes::abort(&inner2, &vols);
+                return Err(e);
+            }
+        };
         let annotated = if init {
             crate::bundle::set_annotation(&b.dir, crate::bundle::INIT_ANNOTATION, "true")
                 .map_err(internal)
         } else {
             Ok(())
         };
-        if let Err(e) = annotated.and_then(|()| apply_resources(&b.dir, &res)) {
+        if let Err(e) = annotated
+            .and_then(|()| apply_resources(&b.dir, &res, console))
+            .and_then(|()| super::volumes::apply(&inner2, &vols, &b.dir))
+        {
             let _ = crate::bundle::remove(&inner2.images, &inner2.opts.data_root, &b.id);
+            super::volumes::abort(&inner2, &vols);
             return Err(e);
         }
-        Ok(b)
+        Ok((b, vols))
     })
     .await?;
     let warnings = Vec::new();
@@ -284,9 +291,41 @@ pub async fn create(
         config.working_dir = bundle.run.working_dir.clone();
     }
     config.healthcheck = health::merge(config.healthcheck.take(), bundle.run.healthcheck.as_ref());
+    if !vols.config_volumes.is_empty() {
+        config.volumes = Some(vols.config_volumes.clone());
+    }
     let mut hc = hc;
     if hc.network_mode.is_empty() || hc.network_mode == "default" {
         hc.network_mode = "bridge".into();
+    }
+    hc.runtime = Some(runtime_name);
+    {
+        // As inspect shows it: the driver, and the daemon's log-opts under the container's.
+        let mut lc = hc.log_config.take().unwrap_or_default();
+        if lc.kind.is_empty() {
+            lc.kind = "json-file".into();
+        }
+        if lc.kind == "json-file" {
+            let mut opts = inner.opts.log_opts.clone();
+            opts.extend(lc.config.take().unwrap_or_default());
+            lc.config = Some(opts.into_iter().collect());
+        }
+        hc.log_config = Some(lc);
+    }
+    if let Err(e) = super::networks::on_create(
+        inner,
+        &bundle.id,
+        &mut config,
+        &mut hc,
+        req.networking_config.as_ref(),
+        &bundle.run.exposed_ports,
+    )
+    .and_then(|_| super::networks::patch_spec(inner, &bundle.dir, &bundle.id, &hc.network_mode))
+    {
+        let _ = super::networks::forget(inner, &bundle.id);
+        let _ = crate::bundle::remove(&inner.images, &inner.opts.data_root, &bundle.id);
+        super::volumes::abort(inner, &vols);
+        return Err(e);
     }
     let args = bundle.run.args.clone();
     let rec = ContainerRecord {
@@ -310,8 +349,15 @@ pub async fn create(
         log_path: bundle.dir.join(format!("{}-json.log", bundle.id)),
         restart_count: 0,
         manually_stopped: false,
+        mounts: vols.mounts.clone(),
     };
-    save(inner, &rec)?;
+    let saved = save(inner, &rec);
+    if saved.is_err() {
+        super::volumes::abort(inner, &vols);
+    } else {
+        super::volumes::release(inner, &vols);
+    }
+    saved?;
     inner.bus.container(&rec, "create", &[]);
     Ok(ContainerCreateResponse {
         id: rec.id,
@@ -319,11 +365,23 @@ pub async fn create(
     })
 }
 
-/// Maps the cheap resource limits into the bundle's config.json.
-fn apply_resources(dir: &Path, r: &Resources) -> ApiResult<()> {
+/// A `[height, width]` console size, when both are set.
+fn console_size(v: Option<&Vec<u32>>) -> Option<[u32; 2]> {
+    match v.map(Vec::as_slice) {
+        Some([h, w]) if *h > 0 && *w > 0 => Some([*h, *w]),
+        _ => None,
+    }
+}
+
+/// Maps the cheap resource limits (and the console size) into the bundle's config.json.
+fn apply_resources(dir: &Path, r: &Resources, console: Option<[u32; 2]>) -> ApiResult<()> {
     let p = dir.join("config.json");
     let mut spec: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&p).map_err(internal)?).map_err(internal)?;
+    if let Some([h, w]) = console {
+        // The client's terminal size from the start (API >= 1.42 sends it with create).
+        spec["process"]["consoleSize"] = serde_json::json!({"height": h, "width": w});
+    }
     let res = &mut spec["linux"]["resources"];
     if !res.is_object() {
         *res = serde_json::json!({});
@@ -361,25 +419,85 @@ fn apply_resources(dir: &Path, r: &Resources) -> ApiResult<()> {
 
 // ---------------------------------------------------------------- shim
 
+/// The container's log settings: json-file with `max-size`/`max-file` (the container's
+/// `--log-opt`s over the daemon's `log-opts`), or None for the `none` driver.
+fn log_config(inner: &Inner, hc: &HostConfig) -> ApiResult<Option<(Option<u64>, u32)>> {
+    let lc = hc.log_config.clone().unwrap_or_default();
+    match lc.kind.as_str() {
+        "" | "json-file" => {}
+        "none" => return Ok(None),
+        k => {
+            return Err(ApiError::InvalidParameter(format!(
+                "failed to create task for container: logger: no log driver named '{k}' is registered (berth has json-file and none)"
+            )))
+        }
+    }
+    let mut opts = inner.opts.log_opts.clone();
+    opts.extend(lc.config.unwrap_or_default());
+    let max_size = match opts.get("max-size").filter(|v| !v.is_empty() && *v != "-1") {
+        Some(v) => Some(shim::cli::parse_size(v).map_err(ApiError::InvalidParameter)?),
+        None => None,
+    };
+    let max_files = match opts.get("max-file") {
+        Some(v) => v
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| {
+                ApiError::InvalidParameter(format!("invalid value for max-file: {v:?}"))
+            })?,
+        None => 1,
+    };
+    Ok(Some((max_size, max_files)))
+}
+
+/// The container's external runtime (None for berth's built-in one).
+fn external_runtime(inner: &Inner, c: &ContainerRecord) -> Option<(String, config::RuntimeSpec)> {
+    let name = c
+        .host_config
+        .runtime
+        .clone()
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| inner.opts.default_runtime.clone());
+    inner
+        .opts
+        .runtimes
+        .get(&name)
+        .filter(|r| !r.path.is_empty())
+        .map(|r| (name, r.clone()))
+}
+
+/// The state root of the container's runtime.
+fn runtime_root_of(inner: &Inner, c: &ContainerRecord) -> PathBuf {
+    match external_runtime(inner, c) {
+        Some((name, _)) => inner.opts.exec_root.join("runtimes").join(name),
+        None => runtime_root(inner),
+    }
+}
+
 /// Spawns the container's shim (created, not started); returns the init's pid.
 fn spawn_shim(inner: &Inner, c: &ContainerRecord) -> ApiResult<i32> {
     let sd = state_dir(inner, &c.id);
     let _ = std::fs::remove_dir_all(&sd);
     std::fs::create_dir_all(&sd).map_err(internal)?;
+    let external = external_runtime(inner, c);
+    let log = log_config(inner, &c.host_config)?;
     let o = shim::StartOptions {
         id: c.id.clone(),
         bundle: crate::bundle::dir(&inner.opts.data_root, &c.id),
-        runtime_root: runtime_root(inner),
+        runtime_root: runtime_root_of(inner, c),
         state_dir: sd.clone(),
         tty: c.tty,
         stdin: c.config.open_stdin,
-        log: Some(shim::LogConfig {
+        log: log.map(|(max_size, max_files)| shim::LogConfig {
             path: c.log_path.clone(),
-            max_size: None,
-            max_files: 1,
+            max_size,
+            max_files,
         }),
         ready_fd: Some(3),
         no_start: true,
+        runtime_binary: external.as_ref().map(|(_, r)| PathBuf::from(&r.path)),
+        runtime_args: external.map(|(_, r)| r.runtime_args).unwrap_or_default(),
         ..Default::default()
     };
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(internal)?;
@@ -417,12 +535,20 @@ fn shim_alive(inner: &Inner, id: &str) -> bool {
 }
 
 /// Makes sure a created (not started) container has its shim.
-fn ensure_shim(inner: &Inner, id: &str) -> ApiResult<()> {
+fn ensure_shim(inner: &Arc<Inner>, id: &str) -> ApiResult<()> {
     let c = lookup(inner, id)?;
     if shim_alive(inner, &c.id) && shim::client::read_exit(&state_dir(inner, &c.id)).is_none() {
         return Ok(());
     }
-    let pid = spawn_shim(inner, &c)?;
+    super::volumes::activate(inner, &c)?;
+    if let Err(e) = super::networks::setup(inner, &c) {
+        super::volumes::deactivate(inner, &c.id);
+        return Err(e);
+    }
+    let pid = spawn_shim(inner, &c).inspect_err(|_| {
+        let _ = super::networks::teardown(inner, &c.id);
+        super::volumes::deactivate(inner, &c.id);
+    })?;
     update(inner, &c.id, |c| c.state.pid = pid as i64)?;
     Ok(())
 }
@@ -437,6 +563,9 @@ fn monitor(inner: Arc<Inner>, id: String) {
             _ => (255, now_rfc3339(), false),
         };
         health::stop(&inner, &id);
+        // Networking first: a start seen after the exit must not race this teardown.
+        let (i2, id2) = (inner.clone(), id.clone());
+        let _ = blocking(move || super::networks::teardown(&i2, &id2)).await;
         let mut again = None;
         let rec = update(&inner, &id, |c| {
             c.state.status = "exited".into();
@@ -452,6 +581,7 @@ fn monitor(inner: Arc<Inner>, id: String) {
             let attrs = [("exitCode", code.to_string()), ("execDuration", ran)];
             inner.bus.container(c, "die", &attrs);
         }
+        super::volumes::deactivate(&inner, &id);
         let _ = inner.events.send(Event::Die(id.clone(), code));
         if let (Ok(c), Some(delay)) = (&rec, again) {
             restart::schedule(inner.clone(), id.clone(), delay, c.restart_count);
@@ -542,6 +672,8 @@ pub(crate) async fn start_as(inner: &Arc<Inner>, key: &str, by_user: bool) -> Ap
     .await;
     if let Err(e) = r {
         let msg = e.to_string();
+        let (i2, id2) = (inner.clone(), c.id.clone());
+        let _ = blocking(move || super::networks::teardown(&i2, &id2)).await;
         let _ = update(inner, &c.id, |c| {
             c.state.error = msg.clone();
             c.state.status = if c.state.started_at == ZERO_TIME {
@@ -711,10 +843,21 @@ pub async fn pause(inner: &Arc<Inner>, key: &str, on: bool) -> ApiResult<()> {
             )))
         }
     }
-    let (exe, root, id) = (inner.exe.clone(), runtime_root(inner), c.id.clone());
+    let (root, id) = (runtime_root_of(inner, &c), c.id.clone());
+    let mut cmd = match external_runtime(inner, &c) {
+        Some((_, r)) => {
+            let mut cmd = std::process::Command::new(&r.path);
+            cmd.args(&r.runtime_args);
+            cmd
+        }
+        None => {
+            let mut cmd = std::process::Command::new(&inner.exe);
+            cmd.arg("runtime");
+            cmd
+        }
+    };
     blocking(move || {
-        let out = std::process::Command::new(&exe)
-            .arg("runtime")
+        let out = cmd
             .arg("--root")
             .arg(&root)
             .arg(if on { "pause" } else { "resume" })
@@ -786,9 +929,13 @@ async fn remove_now(inner: &Arc<Inner>, id: &str) -> ApiResult<()> {
     let (i2, id2) = (inner.clone(), id.to_string());
     blocking(move || {
         let _ = std::fs::remove_dir_all(state_dir(&i2, &id2));
+        let _ = super::networks::forget(&i2, &id2);
         crate::bundle::remove(&i2.images, &i2.opts.data_root, &id2).map_err(internal)?;
         i2.store.delete(&id2).map_err(internal)?;
-        i2.containers.lock().map_err(|_| poisoned())?.remove(&id2);
+        let gone = i2.containers.lock().map_err(|_| poisoned())?.remove(&id2);
+        if let Some(c) = gone {
+            super::volumes::container_removed(&i2, &c, c.host_config.auto_remove);
+        }
         Ok(())
     })
     .await?;
@@ -835,7 +982,11 @@ pub async fn remove(inner: &Arc<Inner>, key: &str, opts: ContainerRemoveOptions)
         )
         .await;
     }
-    remove_now(inner, &c.id).await
+    remove_now(inner, &c.id).await?;
+    if opts.volumes {
+        super::volumes::container_removed(inner, &c, true);
+    }
+    Ok(())
 }
 
 /// `POST /containers/{id}/rename`.
@@ -1088,6 +1239,15 @@ pub fn list(inner: &Arc<Inner>, opts: ContainerListOptions) -> ApiResult<Vec<Con
         if f.contains("label") && !f.match_labels("label", &labels) {
             continue;
         }
+        let vols = f.get("volume");
+        if !vols.is_empty()
+            && !c
+                .mounts
+                .iter()
+                .any(|m| vols.iter().any(|v| *v == m.name || *v == m.destination))
+        {
+            continue;
+        }
         let anc = f.get("ancestor");
         if !anc.is_empty() && !anc.iter().any(|a| *a == c.image || c.image_id.contains(a)) {
             continue;
@@ -1105,6 +1265,8 @@ pub fn list(inner: &Arc<Inner>, opts: ContainerListOptions) -> ApiResult<Vec<Con
             state: c.state.status.clone(),
             status: status_text(&c),
             host_config: Some(serde_json::json!({"NetworkMode": c.host_config.network_mode})),
+            ports: super::networks::summary_ports(inner, &c),
+            mounts: super::volumes::mount_points(&c),
             ..Default::default()
         });
         if opts.limit.is_some_and(|l| out.len() >= l) {
@@ -1169,7 +1331,8 @@ pub fn inspect(inner: &Arc<Inner>, key: &str) -> ApiResult<ContainerInspect> {
             data: None,
         },
         config: c.config.clone(),
-        network_settings: NetworkSettings::default(),
+        network_settings: super::networks::settings(inner, &c),
+        mounts: super::volumes::mount_points(&c),
         ..Default::default()
     })
 }
@@ -1506,6 +1669,10 @@ pub fn exec_create(inner: &Arc<Inner>, key: &str, config: ExecConfig) -> ApiResu
             c.id
         )));
     }
+    if !config.user.is_empty() {
+        // Refused here, before any stream is hijacked, with the runtime's message.
+        parse_user(inner, &c.id, &config.user)?;
+    }
     let id = ::image::content::random_hex(32).map_err(internal)?;
     let action = format!(
         "exec_create: {}",
@@ -1549,23 +1716,19 @@ fn set_exec(inner: &Inner, id: &str, f: impl FnOnce(&mut ExecRecord)) {
     }
 }
 
-fn parse_user(u: &str) -> ApiResult<serde_json::Value> {
-    let (a, b) = u.split_once(':').unwrap_or((u, ""));
-    let uid: u32 = a.parse().map_err(|_| {
-        ApiError::NotImplemented(format!(
-            "exec --user {u:?}: only numeric uid[:gid] is supported yet"
-        ))
+/// `exec -u` (`name`, `uid`, `name:group`, `uid:gid`…) resolved against the container's
+/// own /etc/passwd and /etc/group, as docker does.
+fn parse_user(inner: &Inner, id: &str, u: &str) -> ApiResult<serde_json::Value> {
+    let rootfs = crate::bundle::dir(&inner.opts.data_root, id).join("rootfs");
+    let x = ::image::spec::resolve_user(&rootfs, u, &[]).map_err(|e| match e {
+        ::image::spec::SpecError::Io { .. } => internal(e),
+        e => ApiError::InvalidParameter(e.to_string()),
     })?;
-    let gid: u32 = if b.is_empty() {
-        uid
-    } else {
-        b.parse().map_err(|_| {
-            ApiError::NotImplemented(format!(
-                "exec --user {u:?}: only numeric uid[:gid] is supported yet"
-            ))
-        })?
-    };
-    Ok(serde_json::json!({"uid": uid, "gid": gid}))
+    let mut v = serde_json::json!({"uid": x.uid, "gid": x.gid});
+    if !x.additional_gids.is_empty() {
+        v["additionalGids"] = serde_json::json!(x.additional_gids);
+    }
+    Ok(v)
 }
 
 /// `POST /exec/{id}/start`: `stdin` None means detached (returns None).
@@ -1598,9 +1761,14 @@ pub async fn exec_start(
         process["cwd"] = e.config.working_dir.clone().into();
     }
     if !e.config.user.is_empty() {
-        process["user"] = parse_user(&e.config.user)?;
+        process["user"] = parse_user(inner, &c.id, &e.config.user)?;
     }
     let tty = e.config.tty || config.tty;
+    if let Some([h, w]) = console_size(config.console_size.as_ref().or(e.config.console_size.as_ref())) {
+        if tty {
+            process["consoleSize"] = serde_json::json!({"height": h, "width": w});
+        }
+    }
     let detach = stdin.is_none();
     let req = ExecRequest {
         id: id.to_string(),
@@ -1709,9 +1877,9 @@ pub fn exec_inspect(inner: &Arc<Inner>, id: &str) -> ApiResult<ExecInspect> {
 
 /// A `Write` that sends chunks into a channel (the tar of `export` is written on a blocking
 /// thread and streamed as it is produced).
-struct ChannelWriter {
-    tx: tokio::sync::mpsc::Sender<Result<bytes::Bytes, ApiError>>,
-    buf: Vec<u8>,
+pub(crate) struct ChannelWriter {
+    pub tx: tokio::sync::mpsc::Sender<Result<bytes::Bytes, ApiError>>,
+    pub buf: Vec<u8>,
 }
 
 impl Write for ChannelWriter {

@@ -80,7 +80,7 @@ pub async fn list(inner: &Arc<Inner>, opts: ImageListOptions) -> ApiResult<Vec<I
 fn ref_match(pattern: &str, tag: &str) -> bool {
     let (repo, t) = tag.rsplit_once(':').unwrap_or((tag, "latest"));
     match pattern.rsplit_once(':') {
-        Some((p, pt)) if !p.contains('/') || !pt.contains('/') => glob(p, repo) && glob(pt, t),
+        Some((p, pt)) if !pt.contains('/') => glob(p, repo) && glob(pt, t),
         _ => glob(pattern, repo),
     }
 }

@@ -4,13 +4,21 @@
 //! reconciliation with the shims of containers that kept running while the daemon was down
 //! (live restore: the daemon never kills containers when it exits).
 
+mod archive;
+mod changes;
+mod config;
 mod containers;
 mod events;
 mod health;
 mod images;
 mod restart;
+mod stats;
+mod networks;
 mod store;
 mod system;
+mod transfer;
+mod update;
+mod volumes;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -55,6 +63,9 @@ pub enum Error {
     /// The registry client could not be made.
     #[error("cannot make the registry client: {0}")]
     Registry(String),
+    /// The network options or state are unusable.
+    #[error("networking: {0}")]
+    Network(String),
 }
 
 /// What the daemon is told on its command line (dockerd's flags).
@@ -72,6 +83,18 @@ pub struct DaemonOptions {
     pub live_restore: bool,
     /// `debug`, `info`, `warn`, `error`, `fatal`.
     pub log_level: String,
+    /// OCI runtimes by name (`berth` is the built-in one).
+    pub runtimes: std::collections::BTreeMap<String, config::RuntimeSpec>,
+    /// The runtime of containers that do not name one.
+    pub default_runtime: String,
+    /// Default json-file log options (`max-size`, `max-file`) of daemon.json's `log-opts`.
+    pub log_opts: std::collections::BTreeMap<String, String>,
+    /// The default bridge's link name (`berth0`; a daemon with its own exec root gets its own).
+    pub bridge_name: Option<String>,
+    /// The default bridge's address and prefix, `172.17.0.1/16` (default: picked from the pools).
+    pub bip: Option<String>,
+    /// Subnet pools, `base=10.10.0.0/16,size=24` (default: Docker's).
+    pub default_address_pools: Vec<String>,
 }
 
 impl Default for DaemonOptions {
@@ -83,6 +106,14 @@ impl Default for DaemonOptions {
             insecure_registries: Vec::new(),
             live_restore: false,
             log_level: "info".into(),
+            runtimes: [(config::BUILTIN_RUNTIME.to_string(), config::RuntimeSpec::default())]
+                .into_iter()
+                .collect(),
+            default_runtime: config::BUILTIN_RUNTIME.into(),
+            log_opts: Default::default(),
+            bridge_name: None,
+            bip: None,
+            default_address_pools: Vec::new(),
         }
     }
 }
@@ -96,24 +127,105 @@ struct Cli {
     /// Daemon socket(s) to listen on (unix:///path, tcp://127.0.0.1:port).
     #[arg(short = 'H', long = "host")]
     host: Vec<String>,
-    /// Root of persistent state.
-    #[arg(long, default_value = "/var/lib/berth")]
-    data_root: PathBuf,
-    /// Root of runtime state.
-    #[arg(long, default_value = "/run/berth")]
-    exec_root: PathBuf,
+    /// Root of persistent state [default: /var/lib/berth].
+    #[arg(long)]
+    data_root: Option<PathBuf>,
+    /// Root of runtime state [default: /run/berth].
+    #[arg(long)]
+    exec_root: Option<PathBuf>,
     /// Registries reached over plain HTTP.
     #[arg(long = "insecure-registry")]
     insecure_registry: Vec<String>,
-    /// Log level.
-    #[arg(short = 'l', long, default_value = "info")]
-    log_level: String,
+    /// Log level [default: info].
+    #[arg(short = 'l', long)]
+    log_level: Option<String>,
     /// Keep containers alive while the daemon is down.
     #[arg(long)]
     live_restore: bool,
-    /// dockerd's daemon.json (ignored).
+    /// An OCI runtime: NAME=PATH of a runc-compatible binary (repeatable).
+    #[arg(long = "add-runtime")]
+    add_runtime: Vec<String>,
+    /// The runtime of containers that do not name one [default: berth].
+    #[arg(long)]
+    default_runtime: Option<String>,
+    /// Name of the default bridge link.
+    #[arg(long = "bridge-name")]
+    bridge_name: Option<String>,
+    /// Address and prefix of the default bridge (`172.17.0.1/16`).
+    #[arg(long)]
+    bip: Option<String>,
+    /// Subnet pools for networks: `base=10.10.0.0/16,size=24` (repeatable).
+    #[arg(long = "default-address-pools")]
+    default_address_pools: Vec<String>,
+    /// dockerd-style daemon.json [default: /etc/berth/daemon.json when it exists].
     #[arg(long)]
     config_file: Option<PathBuf>,
+}
+
+/// Merges the command line with daemon.json into the daemon's options.
+fn options(cli: Cli) -> Result<DaemonOptions, config::ConfigError> {
+    let path = cli.config_file.clone().or_else(|| {
+        let p = PathBuf::from(config::DEFAULT_CONFIG_FILE);
+        p.exists().then_some(p)
+    });
+    let file = match &path {
+        Some(p) => {
+            let mut given = Vec::new();
+            for (on, name) in [
+                (!cli.host.is_empty(), "hosts"),
+                (cli.data_root.is_some(), "data-root"),
+                (cli.exec_root.is_some(), "exec-root"),
+                (!cli.insecure_registry.is_empty(), "insecure-registries"),
+                (cli.log_level.is_some(), "log-level"),
+                (cli.default_runtime.is_some(), "default-runtime"),
+                (cli.bip.is_some(), "bip"),
+                (!cli.default_address_pools.is_empty(), "default-address-pools"),
+            ] {
+                if on {
+                    given.push(name);
+                }
+            }
+            config::load(p, &given)?
+        }
+        None => config::FileConfig::default(),
+    };
+    let d = DaemonOptions::default();
+    let runtimes = config::runtimes(&cli.add_runtime, file.runtimes.as_ref())?;
+    let default_runtime = cli
+        .default_runtime
+        .or(file.default_runtime)
+        .unwrap_or(d.default_runtime);
+    config::check_default(&default_runtime, &runtimes)?;
+    Ok(DaemonOptions {
+        hosts: if !cli.host.is_empty() {
+            cli.host
+        } else {
+            file.hosts.unwrap_or(d.hosts)
+        },
+        data_root: cli.data_root.or(file.data_root).unwrap_or(d.data_root),
+        exec_root: cli.exec_root.or(file.exec_root).unwrap_or(d.exec_root),
+        insecure_registries: if !cli.insecure_registry.is_empty() {
+            cli.insecure_registry
+        } else {
+            file.insecure_registries.unwrap_or_default()
+        },
+        live_restore: cli.live_restore || file.live_restore.unwrap_or(false),
+        log_level: cli.log_level.or(file.log_level).unwrap_or(d.log_level),
+        runtimes,
+        default_runtime,
+        log_opts: file.log_opts.unwrap_or_default(),
+        bridge_name: cli.bridge_name,
+        bip: cli.bip.or(file.bip),
+        default_address_pools: if !cli.default_address_pools.is_empty() {
+            cli.default_address_pools
+        } else {
+            file.default_address_pools
+                .unwrap_or_default()
+                .into_iter()
+                .map(|p| format!("base={},size={}", p.base, p.size))
+                .collect()
+        },
+    })
 }
 
 /// `berth daemon ARGS…` (`args[0]` is the program name): parses dockerd-style flags and
@@ -126,23 +238,12 @@ pub fn main(args: Vec<String>) -> i32 {
             return if e.use_stderr() { 125 } else { 0 };
         }
     };
-    if let Some(f) = &cli.config_file {
-        eprintln!(
-            "berth daemon: warning: --config-file {} is ignored (daemon.json is not supported yet)",
-            f.display()
-        );
-    }
-    let opts = DaemonOptions {
-        hosts: if cli.host.is_empty() {
-            DaemonOptions::default().hosts
-        } else {
-            cli.host
-        },
-        data_root: cli.data_root,
-        exec_root: cli.exec_root,
-        insecure_registries: cli.insecure_registry,
-        live_restore: cli.live_restore,
-        log_level: cli.log_level,
+    let opts = match options(cli) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("berth daemon: {e}");
+            return 1;
+        }
     };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -239,6 +340,8 @@ pub(crate) struct Inner {
     pub health: health::Monitors,
     pub exe: PathBuf,
     pub registry: registry::Client,
+    pub networks: networks::Networks,
+    pub volumes: volumes::Volumes,
 }
 
 /// The daemon: implements [`api::Backend`].
@@ -259,7 +362,11 @@ impl Daemon {
             path: opts.data_root.clone(),
             source,
         })?;
-        let store = store::Store::open(&opts.data_root.join("engine.redb"))?;
+        let store = store::Store::open(
+            images.store.database(),
+            images.store.path(),
+            &opts.data_root.join("engine.redb"),
+        )?;
         let exe = match runtime::exe_guard::sealed_path_in(&opts.exec_root.join("exe")) {
             Ok(p) => p,
             Err(e) => {
@@ -273,7 +380,9 @@ impl Daemon {
             ..Default::default()
         })
         .map_err(|e| Error::Registry(e.to_string()))?;
+        let networks = networks::Networks::open(&opts, store.db())?;
         let records = store.load_all()?;
+        let volumes = volumes::Volumes::open(&opts.data_root, &store)?;
         let (events, _) = tokio::sync::broadcast::channel(256);
         let inner = Arc::new(Inner {
             opts,
@@ -287,8 +396,12 @@ impl Daemon {
             health: health::Monitors::default(),
             exe,
             registry,
+            networks,
+            volumes,
         });
         containers::reconcile(&inner);
+        volumes::reconcile(&inner);
+        networks::restore(&inner);
         restart::on_daemon_start(&inner);
         Ok(Daemon { inner })
     }
@@ -308,10 +421,8 @@ impl Backend for Daemon {
     async fn events(&self, opts: EventsOptions) -> ApiResult<JsonStream<EventMessage>> {
         Ok(self.inner.bus.subscribe(opts))
     }
-    async fn auth(&self, _auth: AuthConfig) -> ApiResult<AuthResponse> {
-        Err(ApiError::not_implemented(
-            "login through the daemon (use `berth login`)",
-        ))
+    async fn auth(&self, auth: AuthConfig) -> ApiResult<AuthResponse> {
+        transfer::auth(&self.inner, auth).await
     }
 
     async fn container_create(
@@ -368,38 +479,38 @@ impl Backend for Daemon {
     }
     async fn container_stats(
         &self,
-        _id: &str,
-        _opts: StatsOptions,
+        id: &str,
+        opts: StatsOptions,
     ) -> ApiResult<JsonStream<ContainerStats>> {
-        Err(ApiError::not_implemented("container stats"))
+        stats::stats(&self.inner, id, opts).await
     }
-    async fn container_changes(&self, _id: &str) -> ApiResult<Vec<FilesystemChange>> {
-        Err(ApiError::not_implemented("container diff"))
+    async fn container_changes(&self, id: &str) -> ApiResult<Vec<FilesystemChange>> {
+        changes::changes(&self.inner, id).await
     }
     async fn container_export(&self, id: &str) -> ApiResult<ByteStream> {
         containers::export(&self.inner, id)
     }
-    async fn container_archive_stat(&self, _id: &str, _path: &str) -> ApiResult<PathStat> {
-        Err(ApiError::not_implemented("container archive (docker cp)"))
+    async fn container_archive_stat(&self, id: &str, path: &str) -> ApiResult<PathStat> {
+        archive::stat(&self.inner, id, path).await
     }
-    async fn container_archive_get(&self, _id: &str, _path: &str) -> ApiResult<ContainerArchive> {
-        Err(ApiError::not_implemented("container archive (docker cp)"))
+    async fn container_archive_get(&self, id: &str, path: &str) -> ApiResult<ContainerArchive> {
+        archive::get(&self.inner, id, path).await
     }
     async fn container_archive_put(
         &self,
-        _id: &str,
-        _path: &str,
-        _opts: ArchivePutOptions,
-        _content: ByteStream,
+        id: &str,
+        path: &str,
+        opts: ArchivePutOptions,
+        content: ByteStream,
     ) -> ApiResult<()> {
-        Err(ApiError::not_implemented("container archive (docker cp)"))
+        archive::put(&self.inner, id, path, opts, content).await
     }
     async fn container_update(
         &self,
         id: &str,
         update: ContainerUpdateRequest,
     ) -> ApiResult<ContainerUpdateResponse> {
-        restart::update(&self.inner, id, &update)
+        update::update(&self.inner, id, update).await
     }
     async fn container_resize(&self, id: &str, height: u32, width: u32) -> ApiResult<()> {
         containers::resize(&self.inner, id, None, height, width).await
@@ -415,8 +526,8 @@ impl Backend for Daemon {
     async fn container_prune(&self, filters: Filters) -> ApiResult<ContainerPruneResponse> {
         containers::prune(&self.inner, filters).await
     }
-    async fn container_commit(&self, _opts: CommitOptions) -> ApiResult<IdResponse> {
-        Err(ApiError::not_implemented("container commit"))
+    async fn container_commit(&self, opts: CommitOptions) -> ApiResult<IdResponse> {
+        changes::commit(&self.inner, opts).await
     }
 
     async fn exec_create(&self, container: &str, config: ExecConfig) -> ApiResult<IdResponse> {
@@ -445,6 +556,43 @@ impl Backend for Daemon {
         containers::exec_inspect(&self.inner, id)
     }
 
+    async fn network_list(&self, filters: Filters) -> ApiResult<Vec<Network>> {
+        networks::list(&self.inner, filters)
+    }
+    async fn network_inspect(&self, id: &str, _verbose: bool) -> ApiResult<Network> {
+        networks::inspect(&self.inner, id)
+    }
+    async fn network_create(&self, req: NetworkCreateRequest) -> ApiResult<NetworkCreateResponse> {
+        networks::create(&self.inner, req).await
+    }
+    async fn network_remove(&self, id: &str) -> ApiResult<()> {
+        networks::remove(&self.inner, id).await
+    }
+    async fn network_connect(&self, id: &str, req: NetworkConnectRequest) -> ApiResult<()> {
+        networks::connect(&self.inner, id, req).await
+    }
+    async fn network_disconnect(&self, id: &str, req: NetworkDisconnectRequest) -> ApiResult<()> {
+        networks::disconnect(&self.inner, id, req).await
+    }
+    async fn network_prune(&self, filters: Filters) -> ApiResult<NetworkPruneResponse> {
+        networks::prune(&self.inner, filters).await
+    }
+    async fn volume_list(&self, filters: Filters) -> ApiResult<VolumeListResponse> {
+        volumes::list(&self.inner, filters).await
+    }
+    async fn volume_create(&self, req: VolumeCreateRequest) -> ApiResult<Volume> {
+        volumes::create(&self.inner, req).await
+    }
+    async fn volume_inspect(&self, name: &str) -> ApiResult<Volume> {
+        volumes::inspect(&self.inner, name).await
+    }
+    async fn volume_remove(&self, name: &str, force: bool) -> ApiResult<()> {
+        volumes::remove(&self.inner, name, force).await
+    }
+    async fn volume_prune(&self, filters: Filters) -> ApiResult<VolumePruneResponse> {
+        volumes::prune(&self.inner, filters).await
+    }
+
     async fn image_list(&self, opts: ImageListOptions) -> ApiResult<Vec<ImageSummary>> {
         images::list(&self.inner, opts).await
     }
@@ -464,36 +612,27 @@ impl Backend for Daemon {
     ) -> ApiResult<Vec<ImageDeleteItem>> {
         images::remove(&self.inner, name, opts).await
     }
-    async fn network_prune(&self, _filters: Filters) -> ApiResult<NetworkPruneResponse> {
-        // Until berth has user-defined networks there is nothing to prune (`docker system
-        // prune` calls this).
-        Ok(NetworkPruneResponse {
-            networks_deleted: Some(Vec::new()),
-        })
-    }
     async fn image_prune(&self, filters: Filters) -> ApiResult<ImagePruneResponse> {
-        images::prune(&self.inner, filters).await
+        transfer::prune(&self.inner, filters).await
     }
     async fn image_pull(&self, opts: ImagePullOptions) -> ApiResult<JsonStream<JsonMessage>> {
         images::pull(&self.inner, opts).await
     }
-    async fn image_import(&self, _opts: ImageImportOptions) -> ApiResult<JsonStream<JsonMessage>> {
-        Err(ApiError::not_implemented(
-            "image import through the daemon (use `berth import` with the daemon stopped)",
-        ))
+    async fn image_import(&self, opts: ImageImportOptions) -> ApiResult<JsonStream<JsonMessage>> {
+        transfer::import(&self.inner, opts).await
     }
-    async fn image_push(&self, _opts: ImagePushOptions) -> ApiResult<JsonStream<JsonMessage>> {
-        Err(ApiError::not_implemented("image push"))
+    async fn image_push(&self, opts: ImagePushOptions) -> ApiResult<JsonStream<JsonMessage>> {
+        transfer::push(&self.inner, opts).await
     }
-    async fn image_save(&self, _names: Vec<String>) -> ApiResult<ByteStream> {
-        Err(ApiError::not_implemented("image save"))
+    async fn image_save(&self, names: Vec<String>) -> ApiResult<ByteStream> {
+        transfer::save(&self.inner, names).await
     }
     async fn image_load(
         &self,
-        _opts: ImageLoadOptions,
-        _tarball: ByteStream,
+        opts: ImageLoadOptions,
+        tarball: ByteStream,
     ) -> ApiResult<JsonStream<JsonMessage>> {
-        Err(ApiError::not_implemented("image load"))
+        transfer::load(&self.inner, opts, tarball).await
     }
 }
 

@@ -59,6 +59,13 @@ pub enum WhiteoutMode {
 pub struct ApplyOptions {
     /// How whiteouts are written.
     pub whiteouts: WhiteoutMode,
+    /// `.wh.` entries are ordinary files, not whiteouts (`docker cp` into a container).
+    pub keep_whiteout_files: bool,
+    /// Refuse to replace a directory with a non-directory or the reverse (`docker cp`'s
+    /// `noOverwriteDirNonDir`).
+    pub no_overwrite_dir_non_dir: bool,
+    /// Give every entry this uid and gid instead of the tar's (`docker cp -a`).
+    pub chown: Option<(u32, u32)>,
 }
 
 /// The result of applying a layer.
@@ -584,12 +591,26 @@ impl Unpacker {
         };
 
         let nb = name.as_bytes();
-        if nb.starts_with(WHITEOUT_PREFIX.as_bytes()) {
+        if nb.starts_with(WHITEOUT_PREFIX.as_bytes()) && !self.opts.keep_whiteout_files {
             return self.whiteout(&raw, parent, name, &meta);
         }
 
         let pdir = self.resolve(&raw, parent, true)?;
         let pfd = pdir.as_raw_fd();
+        if self.opts.no_overwrite_dir_non_dir {
+            if let Some(st) = lstat_at(pfd, name).map_err(self.io("inspecting", &raw))? {
+                let exists_dir = kind(&st) == SFlag::S_IFDIR;
+                let new_dir = et.is_dir();
+                if exists_dir != new_dir {
+                    let p = lossy(&raw);
+                    return Err(LayerError::Overwrite(if exists_dir {
+                        format!("cannot overwrite directory {p:?} with non-directory {p:?}")
+                    } else {
+                        format!("cannot overwrite non-directory {p:?} with directory {p:?}")
+                    }));
+                }
+            }
+        }
 
         use tar::EntryType as T;
         match et {
@@ -823,6 +844,7 @@ impl Unpacker {
         let mtime = h.mtime().unwrap_or(0).min(i64::MAX as u64) as i64;
         let uid = u32::try_from(uid).map_err(|_| bad("uid"))?;
         let gid = u32::try_from(gid).map_err(|_| bad("gid"))?;
+        let (uid, gid) = self.opts.chown.unwrap_or((uid, gid));
         let mut xattrs = Vec::new();
         if let Some(exts) = e.pax_extensions().map_err(LayerError::Tar)? {
             for ext in exts {

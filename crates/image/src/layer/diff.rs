@@ -74,6 +74,33 @@ pub fn write_tar<W: Write>(
     Ok((TarSummary { digest, size }, w))
 }
 
+/// Writes the file, symlink or directory tree at `path` as a tar into `w`, its root entry
+/// named `name` (`docker cp`'s archives: a directory `d` gives `d/`, `d/a`...; a symlink is
+/// archived, not followed). Returns the writer.
+pub fn write_path_tar<W: Write>(path: &Path, name: &[u8], w: W) -> Result<W, LayerError> {
+    let v = Verifier::new(w, Algorithm::Sha256, None, None);
+    let mut t = TarWriter {
+        b: Builder::new(v),
+        links: HashMap::new(),
+        opts: TarOptions::default(),
+    };
+    let base = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_else(|| OsString::from("."));
+    t.entry(path, name.to_vec(), b"", &base)?;
+    let v =
+        t.b.into_inner()
+            .map_err(|e| io_err("finishing tar of", path, e))?;
+    let (_, _, mut w) = v.finish().map_err(|e| LayerError::Io {
+        what: "hashing tar of",
+        path: path.display().to_string(),
+        source: io::Error::other(e.to_string()),
+    })?;
+    w.flush().map_err(|e| io_err("flushing tar of", path, e))?;
+    Ok(w)
+}
+
 fn io_err(what: &'static str, p: &Path, source: io::Error) -> LayerError {
     LayerError::Io {
         what,
@@ -202,19 +229,34 @@ impl<W: Write> TarWriter<W> {
             if self.excluded(&r) {
                 continue;
             }
-            let m = fs::symlink_metadata(&p).map_err(|e| io_err("inspecting", &p, e))?;
+            self.entry(&p, r, rel, &name)?;
+        }
+        Ok(())
+    }
+
+    /// Writes `p` (named `r` in the tar; `name` in the directory `rel`) and, for a
+    /// directory, everything under it.
+    fn entry(
+        &mut self,
+        p: &Path,
+        r: Vec<u8>,
+        rel: &[u8],
+        name: &std::ffi::OsStr,
+    ) -> Result<(), LayerError> {
+        {
+            let m = fs::symlink_metadata(p).map_err(|e| io_err("inspecting", p, e))?;
             let ft = m.file_type();
-            let werr = |e| io_err("writing tar entry for", &p, e);
+            let werr = |e| io_err("writing tar entry for", p, e);
             if ft.is_dir() {
-                self.xattrs(&p)?;
+                self.xattrs(p)?;
                 let mut h = base_header(&m);
                 h.set_entry_type(EntryType::Directory);
                 let mut rp = r.clone();
                 rp.push(b'/');
                 append_raw(&mut self.b, &mut h, &rp, None, io::empty()).map_err(werr)?;
                 if self.opts.overlay_whiteouts
-                    && fsops::lgetxattr(&p, OVERLAY_OPAQUE_XATTR)
-                        .map_err(|e| io_err("reading xattr of", &p, e))?
+                    && fsops::lgetxattr(p, OVERLAY_OPAQUE_XATTR)
+                        .map_err(|e| io_err("reading xattr of", p, e))?
                         .as_deref()
                         == Some(b"y")
                 {
@@ -224,7 +266,7 @@ impl<W: Write> TarWriter<W> {
                     let wp = rel_join(&r, WHITEOUT_OPAQUE.as_bytes());
                     append_raw(&mut self.b, &mut h, &wp, None, io::empty()).map_err(werr)?;
                 }
-                self.walk(&p, &r)?;
+                self.walk(p, &r)?;
             } else if ft.is_file() {
                 if m.nlink() > 1 {
                     if let Some(first) = self.links.get(&(m.dev(), m.ino())).cloned() {
@@ -232,12 +274,12 @@ impl<W: Write> TarWriter<W> {
                         h.set_entry_type(EntryType::Link);
                         append_raw(&mut self.b, &mut h, &r, Some(&first), io::empty())
                             .map_err(werr)?;
-                        continue;
+                        return Ok(());
                     }
                     self.links.insert((m.dev(), m.ino()), r.clone());
                 }
-                self.xattrs(&p)?;
-                let f = File::open(&p).map_err(|e| io_err("opening", &p, e))?;
+                self.xattrs(p)?;
+                let f = File::open(p).map_err(|e| io_err("opening", p, e))?;
                 let mut h = base_header(&m);
                 h.set_entry_type(EntryType::Regular);
                 h.set_size(m.len());
@@ -246,8 +288,8 @@ impl<W: Write> TarWriter<W> {
                 let data = io::Read::take(f, m.len());
                 append_raw(&mut self.b, &mut h, &r, None, data).map_err(werr)?;
             } else if ft.is_symlink() {
-                let target = fs::read_link(&p).map_err(|e| io_err("reading link", &p, e))?;
-                self.xattrs(&p)?;
+                let target = fs::read_link(p).map_err(|e| io_err("reading link", p, e))?;
+                self.xattrs(p)?;
                 let mut h = base_header(&m);
                 h.set_entry_type(EntryType::Symlink);
                 append_raw(
@@ -267,7 +309,7 @@ impl<W: Write> TarWriter<W> {
                 let wp = rel_join(rel, &wname);
                 append_raw(&mut self.b, &mut h, &wp, None, io::empty()).map_err(werr)?;
             } else if ft.is_char_device() || ft.is_block_device() || ft.is_fifo() {
-                self.xattrs(&p)?;
+                self.xattrs(p)?;
                 let mut h = base_header(&m);
                 if ft.is_fifo() {
                     h.set_entry_type(EntryType::Fifo);

@@ -13,7 +13,7 @@ pub(crate) mod fsops;
 use std::io::{self, Read, Write};
 
 pub use apply::{apply_layer, AppliedLayer, ApplyOptions, WhiteoutMode};
-pub use diff::{write_diff, write_tar, TarOptions, TarSummary};
+pub use diff::{write_diff, write_path_tar, write_tar, TarOptions, TarSummary};
 
 /// Prefix of a whiteout file name.
 pub const WHITEOUT_PREFIX: &str = ".wh.";
@@ -56,6 +56,10 @@ pub enum LayerError {
         /// Its type, as a description.
         kind: String,
     },
+    /// An entry would replace a directory with a non-directory or the reverse, which the
+    /// caller forbade.
+    #[error("{0}")]
+    Overwrite(String),
     /// The stream's compression is not supported.
     #[error("layer: unsupported compression {0} (use gzip, zstd or an uncompressed tar)")]
     Compression(&'static str),

@@ -176,7 +176,14 @@ impl Sandbox {
     }
 
     fn apply(&self, tar: &[u8], mode: WhiteoutMode) -> Result<AppliedLayer, LayerError> {
-        apply_layer(tar, &self.root, &ApplyOptions { whiteouts: mode })
+        apply_layer(
+            tar,
+            &self.root,
+            &ApplyOptions {
+                whiteouts: mode,
+                ..Default::default()
+            },
+        )
     }
 }
 

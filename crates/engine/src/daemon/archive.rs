@@ -1,0 +1,388 @@
+//! `docker cp`: `HEAD`/`GET`/`PUT /containers/{id}/archive`. Paths are resolved INSIDE the
+//! container's root filesystem (its overlay view, mounted again if a stopped container's is
+//! not): symlinks are followed with the rootfs as `/` ([`runtime::rootfs::secure_join`]), so
+//! nothing a container put in its filesystem can make the daemon read or write outside it.
+//! As in dockerd, the last component of a path that is read is not followed (a symlink is
+//! reported and archived as a symlink), while an extraction point is fully resolved.
+//!
+//! Archives are tars whose root entry is named after the path's base name (`d/`, `d/a`… for
+//! a directory `d`; `./…` for a path ending in `/.`); uploads are unpacked by the image
+//! crate's escape-proof [`::image::layer::apply_layer`] (`.wh.` files kept as files,
+//! `noOverwriteDirNonDir` and `copyUIDGID` honoured).
+
+use std::io::{Read, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use api::backend::{ApiResult, ArchivePutOptions, ContainerArchive};
+use api::stream::ByteStream;
+use api::types::{go_file_mode, PathStat};
+use api::ApiError;
+use bytes::Bytes;
+use futures_util::StreamExt;
+
+use super::containers::{lookup, ChannelWriter};
+use super::store::ContainerRecord;
+use super::{blocking, Inner};
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::Internal(e.to_string())
+}
+
+/// A blocking [`Read`] over an upload (request body), fed by a task on the async runtime.
+/// Create it inside the runtime; read it on a blocking thread.
+pub(crate) struct BlockingReader {
+    rx: tokio::sync::mpsc::Receiver<Result<Bytes, ApiError>>,
+    cur: Bytes,
+}
+
+/// Starts forwarding `stream` into a [`BlockingReader`].
+pub(crate) fn blocking_reader(mut stream: ByteStream) -> BlockingReader {
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    tokio::spawn(async move {
+        while let Some(item) = stream.next().await {
+            if tx.send(item).await.is_err() {
+                return;
+            }
+        }
+    });
+    BlockingReader {
+        rx,
+        cur: Bytes::new(),
+    }
+}
+
+impl Read for BlockingReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            if !self.cur.is_empty() {
+                let n = self.cur.len().min(out.len());
+                out[..n].copy_from_slice(&self.cur.split_to(n));
+                return Ok(n);
+            }
+            match self.rx.blocking_recv() {
+                Some(Ok(b)) => self.cur = b,
+                Some(Err(e)) => return Err(std::io::Error::other(e.to_string())),
+                None => return Ok(0),
+            }
+        }
+    }
+}
+
+/// Runs `write` on a thread with a writer whose bytes become the returned stream.
+pub(crate) fn byte_stream(
+    write: impl FnOnce(ChannelWriter) -> Result<ChannelWriter, String> + Send + 'static,
+) -> ByteStream {
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    std::thread::spawn(move || {
+        let w = ChannelWriter {
+            tx: tx.clone(),
+            buf: Vec::new(),
+        };
+        match write(w) {
+            Ok(mut w) => {
+                let _ = w.flush();
+            }
+            Err(e) => {
+                let _ = tx.blocking_send(Err(ApiError::Internal(e)));
+            }
+        }
+    });
+    Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }))
+}
+
+/// The container's root filesystem, mounted (a stopped container's overlay may have been
+/// unmounted, e.g. after a reboot: it is mounted again).
+pub(crate) fn rootfs(inner: &Inner, c: &ContainerRecord) -> ApiResult<PathBuf> {
+    let dir = crate::bundle::dir(&inner.opts.data_root, &c.id);
+    let root = dir.join("rootfs");
+    let mounted = match (std::fs::metadata(&root), std::fs::metadata(&dir)) {
+        (Ok(a), Ok(b)) => a.dev() != b.dev(),
+        _ => false,
+    };
+    if !mounted {
+        let img: ::image::Digest = c.image_id.parse().map_err(|e| {
+            internal(format!(
+                "the image ID of container {} is invalid: {e}",
+                c.id
+            ))
+        })?;
+        let layout = inner
+            .images
+            .container_layout(&img, &dir)
+            .map_err(internal)?;
+        ::image::snapshot::mount_overlay(&layout).map_err(|e| {
+            internal(format!(
+                "cannot mount the root filesystem of container {}: {e}",
+                c.id
+            ))
+        })?;
+    }
+    Ok(root)
+}
+
+/// A container path as dockerd cleans it: absolute, `..` resolved lexically, a trailing `/`
+/// or `/.` kept. Returns (directory part, base name part), e.g. `/a/b` -> (`/a/`, `b`),
+/// `/a/b/` -> (`/a/b/`, ``), `/a/.` -> (`/a/`, `.`).
+fn split(path: &str) -> (String, String) {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    let mut abs = format!("/{}", parts.join("/"));
+    if path.ends_with("/.") && abs != "/" {
+        abs.push_str("/.");
+    } else if (path.ends_with('/') || path.ends_with("/.") || path == ".") && !abs.ends_with('/') {
+        abs.push('/');
+    }
+    match abs.rfind('/') {
+        Some(i) => (abs[..=i].to_string(), abs[i + 1..].to_string()),
+        None => ("/".into(), abs),
+    }
+}
+
+/// Docker's name for a path: its base name (`/` for the root, `.` for `…/.`).
+fn base_name(dir: &str, base: &str) -> String {
+    if !base.is_empty() {
+        return base.to_string();
+    }
+    dir.trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .filter(|s| !s.is_empty())
+        .unwrap_or("/")
+        .to_string()
+}
+
+fn join_in(root: &Path, p: &str) -> ApiResult<PathBuf> {
+    runtime::rootfs::secure_join(root, Path::new(p)).map_err(internal)
+}
+
+/// Resolves `path` for reading: every directory component followed inside `root`, the last
+/// component not. Returns the host path.
+fn resolve_last_unfollowed(root: &Path, path: &str) -> ApiResult<PathBuf> {
+    let (dir, base) = split(path);
+    let d = join_in(root, &dir)?;
+    Ok(if base.is_empty() { d } else { d.join(base) })
+}
+
+/// The container path of host path `p` under `root`.
+fn container_path(root: &Path, p: &Path) -> String {
+    match p.strip_prefix(root) {
+        Ok(r) => format!("/{}", r.display()),
+        Err(_) => "/".into(),
+    }
+}
+
+fn not_found(path: &str, c: &ContainerRecord) -> ApiError {
+    ApiError::NotFound(format!(
+        "Could not find the file {path} in container {}",
+        c.name
+    ))
+}
+
+/// The files the daemon bind-mounts over `/etc/hostname`, `/etc/hosts` and
+/// `/etc/resolv.conf` live in the bundle: read those instead of the empty mount points.
+fn bind_mounted(root: &Path, host: PathBuf) -> PathBuf {
+    for f in ["hostname", "hosts", "resolv.conf"] {
+        if host == root.join("etc").join(f) {
+            if let Some(bundle) = root.parent() {
+                return bundle.join(f);
+            }
+        }
+    }
+    host
+}
+
+fn stat_at(root: &Path, path: &str, c: &ContainerRecord) -> ApiResult<(PathBuf, PathStat)> {
+    let host = bind_mounted(root, resolve_last_unfollowed(root, path)?);
+    let m = std::fs::symlink_metadata(&host).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            not_found(path, c)
+        } else {
+            internal(format!("cannot stat {path} in container {}: {e}", c.name))
+        }
+    })?;
+    let (dir, base) = split(path);
+    if base.is_empty() && !m.is_dir() {
+        return Err(ApiError::InvalidParameter(format!(
+            "{path}: not a directory"
+        )));
+    }
+    let link_target = if m.file_type().is_symlink() {
+        let full = join_in(root, &format!("{dir}{base}"))?;
+        container_path(root, &full)
+    } else {
+        String::new()
+    };
+    let stat = PathStat {
+        name: base_name(&dir, &base),
+        size: m.len() as i64,
+        mode: go_file_mode(m.mode()),
+        mtime: shim::timefmt::rfc3339_nano(m.mtime(), m.mtime_nsec().clamp(0, 999_999_999) as u32),
+        link_target,
+    };
+    Ok((host, stat))
+}
+
+/// `HEAD /containers/{id}/archive`.
+pub async fn stat(inner: &Arc<Inner>, key: &str, path: &str) -> ApiResult<PathStat> {
+    let c = lookup(inner, key)?;
+    let (inner, path) = (inner.clone(), path.to_string());
+    blocking(move || {
+        let root = rootfs(&inner, &c)?;
+        stat_at(&root, &path, &c).map(|(_, s)| s)
+    })
+    .await
+}
+
+/// `GET /containers/{id}/archive`.
+pub async fn get(inner: &Arc<Inner>, key: &str, path: &str) -> ApiResult<ContainerArchive> {
+    let c = lookup(inner, key)?;
+    let (i2, path) = (inner.clone(), path.to_string());
+    let (host, stat) = blocking(move || {
+        let root = rootfs(&i2, &c)?;
+        stat_at(&root, &path, &c)
+    })
+    .await?;
+    let name = if stat.name == "/" {
+        ".".to_string()
+    } else {
+        stat.name.clone()
+    };
+    let content = byte_stream(move |w| {
+        ::image::layer::write_path_tar(&host, name.as_bytes(), w)
+            .map_err(|e| format!("cannot archive {}: {e}", host.display()))
+    });
+    Ok(ContainerArchive { stat, content })
+}
+
+/// The uid and gid of the container's user (`Config.User`: `name|uid[:group|gid]`), looked
+/// up in the container's /etc/passwd and /etc/group; root when unset.
+fn container_user(root: &Path, user: &str) -> ApiResult<(u32, u32)> {
+    if user.is_empty() {
+        return Ok((0, 0));
+    }
+    let (u, g) = user.split_once(':').unwrap_or((user, ""));
+    let read = |f: &str| -> String {
+        join_in(root, f)
+            .ok()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .unwrap_or_default()
+    };
+    let passwd = read("/etc/passwd");
+    let (uid, mut gid) = match u.parse::<u32>() {
+        Ok(n) => (
+            n,
+            passwd
+                .lines()
+                .map(|l| l.split(':').collect::<Vec<_>>())
+                .find(|f| f.len() > 3 && f[2] == u)
+                .and_then(|f| f[3].parse().ok())
+                .unwrap_or(n),
+        ),
+        Err(_) => passwd
+            .lines()
+            .map(|l| l.split(':').collect::<Vec<_>>())
+            .find(|f| f.len() > 3 && f[0] == u)
+            .and_then(|f| Some((f[2].parse().ok()?, f[3].parse().ok()?)))
+            .ok_or_else(|| {
+                ApiError::InvalidParameter(format!(
+                    "unable to find user {u}: no matching entries in passwd file"
+                ))
+            })?,
+    };
+    if !g.is_empty() {
+        gid = match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => read("/etc/group")
+                .lines()
+                .map(|l| l.split(':').collect::<Vec<_>>())
+                .find(|f| f.len() > 2 && f[0] == g)
+                .and_then(|f| f[2].parse().ok())
+                .ok_or_else(|| {
+                    ApiError::InvalidParameter(format!(
+                        "unable to find group {g}: no matching entries in group file"
+                    ))
+                })?,
+        };
+    }
+    Ok((uid, gid))
+}
+
+/// `PUT /containers/{id}/archive`: unpack the tar into the directory `path`.
+pub async fn put(
+    inner: &Arc<Inner>,
+    key: &str,
+    path: &str,
+    opts: ArchivePutOptions,
+    content: ByteStream,
+) -> ApiResult<()> {
+    let c = lookup(inner, key)?;
+    if c.host_config.readonly_rootfs {
+        return Err(ApiError::Forbidden(
+            "container rootfs is marked read-only".into(),
+        ));
+    }
+    let reader = blocking_reader(content);
+    let (inner, path) = (inner.clone(), path.to_string());
+    blocking(move || {
+        let root = rootfs(&inner, &c)?;
+        let (dir, base) = split(&path);
+        let host = join_in(&root, &format!("{dir}{base}"))?;
+        match std::fs::metadata(&host) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(ApiError::InvalidParameter(
+                    "extraction point is not a directory".into(),
+                ))
+            }
+            Err(_) => return Err(not_found(&path, &c)),
+        }
+        let chown = if opts.copy_uid_gid {
+            Some(container_user(&root, &c.config.user)?)
+        } else {
+            None
+        };
+        let o = ::image::layer::ApplyOptions {
+            keep_whiteout_files: true,
+            no_overwrite_dir_non_dir: opts.no_overwrite_dir_non_dir,
+            chown,
+            ..Default::default()
+        };
+        ::image::layer::apply_layer(reader, &host, &o).map_err(|e| match e {
+            ::image::layer::LayerError::Overwrite(m) => ApiError::InvalidParameter(m),
+            ::image::layer::LayerError::Breakout { .. } | ::image::layer::LayerError::Tar(_) => {
+                ApiError::InvalidParameter(e.to_string())
+            }
+            e => internal(e),
+        })?;
+        Ok(())
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_like_dockerd() {
+        assert_eq!(split("/a/b"), ("/a/".into(), "b".into()));
+        assert_eq!(split("a/b/"), ("/a/b/".into(), "".into()));
+        assert_eq!(split("/a/."), ("/a/".into(), ".".into()));
+        assert_eq!(split("/"), ("/".into(), "".into()));
+        assert_eq!(split("/a/../../b"), ("/".into(), "b".into()));
+        assert_eq!(base_name("/a/b/", ""), "b");
+        assert_eq!(base_name("/", ""), "/");
+    }
+}
