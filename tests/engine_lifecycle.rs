@@ -724,7 +724,8 @@ fn events_stream() {
     sb.ok(&["rename", "e2", "e3"]);
     sb.ok(&["restart", "-t", "0", "e3"]);
     sb.ok(&["stop", "-t", "0", "e3"]);
-    sb.ok(&["rm", "e1", "e3"]);
+    sb.ok(&["rm", "e1"]);
+    sb.ok(&["rm", "e3"]);
     sb.ok(&["rmi", "ev:one"]);
 
     let all = events(&sb, &t0, &[]);
@@ -760,12 +761,26 @@ fn events_stream() {
         }
     }
 
+    // Image transfers through the daemon.
+    let saved = sb.dir.join("saved.tar");
+    sb.ok(&["save", "-o", saved.to_str().unwrap(), "busybox"]);
+    sb.ok(&["load", "-i", saved.to_str().unwrap()]);
+    let layer = sb.dir.join("busybox.tar");
+    sb.ok(&["import", layer.to_str().unwrap(), "imp:1"]);
+
     // Filters.
     let f = events(&sb, &t0, &["--filter", "type=image"]);
     assert!(
         f.lines().all(|l| l.starts_with("image ")) && f.contains("image tag"),
         "{f}"
     );
+    for w in [
+        "image save busybox",
+        "image load sha256:",
+        "image import sha256:",
+    ] {
+        assert!(f.lines().any(|l| l.starts_with(w)), "no {w:?} in:\n{f}");
+    }
     let f = events(
         &sb,
         &t0,

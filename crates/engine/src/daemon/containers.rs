@@ -68,11 +68,6 @@ pub(crate) fn lookup(inner: &Inner, key: &str) -> ApiResult<ContainerRecord> {
     }
 }
 
-/// [`lookup`] for the daemon's other modules.
-pub(crate) fn find(inner: &Inner, key: &str) -> ApiResult<ContainerRecord> {
-    lookup(inner, key)
-}
-
 fn save(inner: &Inner, c: &ContainerRecord) -> ApiResult<()> {
     inner.store.put(c).map_err(internal)?;
     inner

@@ -271,52 +271,6 @@ pub(crate) fn on_daemon_start(inner: &Arc<Inner>) {
     }
 }
 
-/// `docker update --restart`: checks and stores a new policy; it decides the container's
-/// next exits. Anything else in the update (resource limits) is answered 501 here; the full
-/// `update` endpoint calls this for its `RestartPolicy` part.
-pub(crate) fn update(
-    inner: &Inner,
-    key: &str,
-    req: &api::types::ContainerUpdateRequest,
-) -> ApiResult<api::types::ContainerUpdateResponse> {
-    if req.resources != api::types::Resources::default() {
-        return Err(ApiError::not_implemented(
-            "container update of resource limits",
-        ));
-    }
-    let c = super::containers::find(inner, key)?;
-    if let Some(p) = &req.restart_policy {
-        let mut hc = c.host_config.clone();
-        hc.restart_policy = Some(p.clone());
-        if c.host_config.auto_remove && policy(&hc) != Policy::No {
-            return Err(ApiError::InvalidParameter(
-                "Restart policy cannot be updated because AutoRemove is enabled for the container"
-                    .into(),
-            ));
-        }
-        validate(&hc)?;
-        let c = {
-            let mut m = inner
-                .containers
-                .lock()
-                .map_err(|_| super::containers::poisoned())?;
-            let Some(c) = m.get_mut(&c.id) else {
-                return Err(ApiError::no_such_container(key));
-            };
-            c.host_config.restart_policy = Some(p.clone());
-            c.clone()
-        };
-        inner
-            .store
-            .put(&c)
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-        inner.bus.container(&c, "update", &[]);
-    }
-    Ok(api::types::ContainerUpdateResponse {
-        warnings: Some(Vec::new()),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
