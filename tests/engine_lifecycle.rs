@@ -951,5 +951,5 @@ fn prune_and_disk_usage() {
     assert!(out.contains("Total reclaimed space"), "{out}");
     let left = sb.ok(&["ps", "-a", "--format", "{{.Names}}"]);
     assert_eq!(left.trim(), "p3");
-    assert!(sb.ok(&["images", "-q"]).trim().len() > 0);
+    assert!(!sb.ok(&["images", "-q"]).trim().is_empty());
 }

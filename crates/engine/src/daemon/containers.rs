@@ -1052,13 +1052,13 @@ pub async fn prune(inner: &Arc<Inner>, filters: api::Filters) -> ApiResult<Conta
 }
 
 /// A prune `until`: Unix seconds, RFC 3339, or a Go duration before now (`24h`, `10m`).
-pub(crate) fn parse_until(u: &str) -> ApiResult<i64> {
+fn parse_until(u: &str) -> ApiResult<i64> {
     let bad = || ApiError::InvalidParameter(format!("invalid value for until: {u:?}"));
     if let Ok(t) = u.parse::<api::time::Timestamp>() {
         return Ok(t.seconds);
     }
     if let Some(n) = shim::timefmt::parse_rfc3339_nanos(u.as_bytes()) {
-        return Ok((n / 1_000_000_000) as i64);
+        return Ok(n / 1_000_000_000);
     }
     let (num, unit) = u.split_at(u.find(|c: char| c.is_ascii_alphabetic()).ok_or_else(bad)?);
     let n: f64 = num.parse().map_err(|_| bad())?;

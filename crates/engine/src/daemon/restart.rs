@@ -136,7 +136,7 @@ impl Backoff {
 }
 
 fn nanos(t: &str) -> Option<i64> {
-    shim::timefmt::parse_rfc3339_nanos(t.as_bytes()).map(|n| n as i64)
+    shim::timefmt::parse_rfc3339_nanos(t.as_bytes())
 }
 
 /// Called with the container record while its exit is being recorded (status already
