@@ -293,6 +293,12 @@ pub async fn create(
     if hc.network_mode.is_empty() || hc.network_mode == "default" {
         hc.network_mode = "bridge".into();
     }
+    if hc.restart_policy.is_none() {
+        hc.restart_policy = Some(api::types::container::RestartPolicy {
+            name: "no".into(),
+            maximum_retry_count: 0,
+        });
+    }
     hc.runtime = Some(runtime_name);
     {
         // As inspect shows it: the driver, and the daemon's log-opts under the container's.
@@ -647,6 +653,9 @@ pub(crate) async fn start_as(inner: &Arc<Inner>, key: &str, by_user: bool) -> Ap
     }
     let (i2, id) = (inner.clone(), c.id.clone());
     let earlier = c.state.error.clone();
+    // Taken before the start request: a process that exits at once must not show a
+    // FinishedAt earlier than its StartedAt.
+    let started = now_rfc3339();
     let r = blocking(move || {
         ensure_shim(&i2, &id)?;
         shim::client::control(
@@ -685,7 +694,7 @@ pub(crate) async fn start_as(inner: &Arc<Inner>, key: &str, by_user: bool) -> Ap
     }
     update(inner, &c.id, |c| {
         c.state.status = "running".into();
-        c.state.started_at = now_rfc3339();
+        c.state.started_at = started.clone();
         c.state.finished_at = ZERO_TIME.into();
         c.state.exit_code = 0;
         c.state.error.clear();
@@ -1230,6 +1239,17 @@ pub fn list(inner: &Arc<Inner>, opts: ContainerListOptions) -> ApiResult<Vec<Con
         if !f.exact_match("health", health::filter_value(&c)) {
             continue;
         }
+        // exited=<code>: stopped containers that ran and exited with that code (docker's).
+        let exited = f.get("exited");
+        if !exited.is_empty()
+            && (is_running(&c)
+                || c.state.started_at == ZERO_TIME
+                || !exited
+                    .iter()
+                    .any(|e| e.parse::<i64>().ok() == Some(c.state.exit_code)))
+        {
+            continue;
+        }
         let labels = c.config.labels.clone().unwrap_or_default();
         if f.contains("label") && !f.match_labels("label", &labels) {
             continue;
@@ -1247,8 +1267,15 @@ pub fn list(inner: &Arc<Inner>, opts: ContainerListOptions) -> ApiResult<Vec<Con
         if !anc.is_empty() && !anc.iter().any(|a| *a == c.image || c.image_id.contains(a)) {
             continue;
         }
+        // docker quotes the arguments that hold a space: `sh -c 'exit 3'`.
         let mut cmd = vec![c.path.clone()];
-        cmd.extend(c.args.iter().cloned());
+        cmd.extend(c.args.iter().map(|a| {
+            if a.contains(' ') {
+                format!("'{a}'")
+            } else {
+                a.clone()
+            }
+        }));
         out.push(ContainerSummary {
             id: c.id.clone(),
             names: vec![format!("/{}", c.name)],
