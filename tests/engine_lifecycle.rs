@@ -724,7 +724,8 @@ fn events_stream() {
     sb.ok(&["rename", "e2", "e3"]);
     sb.ok(&["restart", "-t", "0", "e3"]);
     sb.ok(&["stop", "-t", "0", "e3"]);
-    sb.ok(&["rm", "e1", "e3"]);
+    sb.ok(&["rm", "e1"]);
+    sb.ok(&["rm", "e3"]);
     sb.ok(&["rmi", "ev:one"]);
 
     let all = events(&sb, &t0, &[]);
@@ -760,12 +761,26 @@ fn events_stream() {
         }
     }
 
+    // Image transfers through the daemon.
+    let saved = sb.dir.join("saved.tar");
+    sb.ok(&["save", "-o", saved.to_str().unwrap(), "busybox"]);
+    sb.ok(&["load", "-i", saved.to_str().unwrap()]);
+    let layer = sb.dir.join("busybox.tar");
+    sb.ok(&["import", layer.to_str().unwrap(), "imp:1"]);
+
     // Filters.
     let f = events(&sb, &t0, &["--filter", "type=image"]);
     assert!(
         f.lines().all(|l| l.starts_with("image ")) && f.contains("image tag"),
         "{f}"
     );
+    for w in [
+        "image save busybox",
+        "image load sha256:",
+        "image import sha256:",
+    ] {
+        assert!(f.lines().any(|l| l.starts_with(w)), "no {w:?} in:\n{f}");
+    }
     let f = events(
         &sb,
         &t0,
@@ -836,6 +851,63 @@ fn events_stream() {
 }
 
 #[test]
+fn image_pull_event() {
+    if !std::path::Path::new("/usr/bin/docker-registry").exists() {
+        eprintln!("SKIP image_pull_event: no docker-registry");
+        return;
+    }
+    let Some(sb) = setup("image_pull_event") else {
+        return;
+    };
+    let Some(registry) = Registry::start(&sb.dir.join("registry")) else {
+        return;
+    };
+    // Push with the berth CLI from a second data root (the daemon holds the first).
+    let name = format!("127.0.0.1:{}/ev/bb:1", registry.port);
+    let tar = sb.dir.join("busybox.tar");
+    for args in [
+        vec!["import", tar.to_str().unwrap(), name.as_str()],
+        vec!["push", name.as_str()],
+    ] {
+        let o = Command::new(BERTH)
+            .arg("--data-root")
+            .arg(sb.dir.join("data2"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "berth {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let t0 = now_secs();
+    sb.ok(&["pull", &name]);
+    let ev = events(&sb, &t0, &["--filter", "type=image"]);
+    assert!(
+        ev.lines()
+            .any(|l| l == format!("image pull {}", name.trim_end_matches(":1"))),
+        "{ev}"
+    );
+    let until = (now_secs().parse::<u64>().unwrap() + 1).to_string();
+    let j = sb.ok(&[
+        "events",
+        "--since",
+        &t0,
+        "--until",
+        &until,
+        "--filter",
+        "event=pull",
+        "--format",
+        "{{json .}}",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(j.trim()).unwrap();
+    assert_eq!(v["id"], name.as_str());
+    assert_eq!(v["status"], "pull");
+    assert!(v.get("from").is_none(), "{v}");
+}
+
+#[test]
 fn prune_and_disk_usage() {
     let Some(sb) = setup("prune_and_disk_usage") else {
         return;
@@ -879,5 +951,5 @@ fn prune_and_disk_usage() {
     assert!(out.contains("Total reclaimed space"), "{out}");
     let left = sb.ok(&["ps", "-a", "--format", "{{.Names}}"]);
     assert_eq!(left.trim(), "p3");
-    assert!(sb.ok(&["images", "-q"]).trim().len() > 0);
+    assert!(!sb.ok(&["images", "-q"]).trim().is_empty());
 }

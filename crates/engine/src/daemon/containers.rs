@@ -68,11 +68,6 @@ pub(crate) fn lookup(inner: &Inner, key: &str) -> ApiResult<ContainerRecord> {
     }
 }
 
-/// [`lookup`] for the daemon's other modules.
-pub(crate) fn find(inner: &Inner, key: &str) -> ApiResult<ContainerRecord> {
-    lookup(inner, key)
-}
-
 fn save(inner: &Inner, c: &ContainerRecord) -> ApiResult<()> {
     inner.store.put(c).map_err(internal)?;
     inner
@@ -782,7 +777,7 @@ pub async fn stop(inner: &Arc<Inner>, key: &str, opts: StopOptions) -> ApiResult
     if !is_running(&c) {
         return Err(ApiError::NotModified("container already stopped".into()));
     }
-    if restart::stopped_by_user(inner, &c.id)? {
+    if restart::stopped_by_user(inner, &c.id).await? {
         publish(inner, &c.id, "stop", &[]);
         return Ok(());
     }
@@ -819,7 +814,7 @@ pub async fn kill(inner: &Arc<Inner>, key: &str, signal: Option<String>) -> ApiR
     }
     let sig = signal.as_deref().unwrap_or("SIGKILL");
     if restart::is_fatal(sig, c.config.stop_signal.as_deref()) {
-        if restart::stopped_by_user(inner, &c.id)? {
+        if restart::stopped_by_user(inner, &c.id).await? {
             return Ok(());
         }
     } else if c.state.status == "restarting" {
@@ -965,7 +960,7 @@ pub async fn remove(inner: &Arc<Inner>, key: &str, opts: ContainerRemoveOptions)
                 c.name
             )));
         }
-        restart::stopped_by_user(inner, &c.id)?;
+        restart::stopped_by_user(inner, &c.id).await?;
         c = lookup(inner, &c.id)?;
     }
     if is_running(&c) {
@@ -1066,13 +1061,13 @@ pub async fn prune(inner: &Arc<Inner>, filters: api::Filters) -> ApiResult<Conta
 }
 
 /// A prune `until`: Unix seconds, RFC 3339, or a Go duration before now (`24h`, `10m`).
-pub(crate) fn parse_until(u: &str) -> ApiResult<i64> {
+fn parse_until(u: &str) -> ApiResult<i64> {
     let bad = || ApiError::InvalidParameter(format!("invalid value for until: {u:?}"));
     if let Ok(t) = u.parse::<api::time::Timestamp>() {
         return Ok(t.seconds);
     }
     if let Some(n) = shim::timefmt::parse_rfc3339_nanos(u.as_bytes()) {
-        return Ok((n / 1_000_000_000) as i64);
+        return Ok(n / 1_000_000_000);
     }
     let (num, unit) = u.split_at(u.find(|c: char| c.is_ascii_alphabetic()).ok_or_else(bad)?);
     let n: f64 = num.parse().map_err(|_| bad())?;

@@ -135,7 +135,7 @@ impl Bus {
         });
         let live = futures_util::stream::unfold(
             (rx, filters, deadline),
-            |(mut rx, filters, deadline)| async move {
+            move |(mut rx, filters, deadline)| async move {
                 loop {
                     let next = match deadline {
                         Some(d) => match tokio::time::timeout_at(d, rx.recv()).await {
@@ -145,7 +145,10 @@ impl Bus {
                         None => rx.recv().await,
                     };
                     match next {
-                        Ok(m) if matches(&filters, &m) => {
+                        // A `since` in the future holds back what comes before it.
+                        Ok(m)
+                            if matches(&filters, &m) && since.is_none_or(|s| m.time_nano >= s) =>
+                        {
                             return Some((Ok(m), (rx, filters, deadline)))
                         }
                         Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}

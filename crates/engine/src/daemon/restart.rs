@@ -6,7 +6,7 @@
 //! `restarting`, cancelling it on a user's stop/kill/rm, and starting the containers whose
 //! policy asks for it when the daemon starts.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -101,10 +101,12 @@ pub(crate) fn should_restart(
     }
 }
 
-/// Per-container backoff delays (in memory, like Docker's restart manager).
+/// Per-container backoff delays (in memory, like Docker's restart manager), and the
+/// containers whose policy start is under way.
 #[derive(Default)]
 pub(crate) struct Backoff {
     delays: Mutex<HashMap<String, Duration>>,
+    starting: Mutex<HashSet<String>>,
 }
 
 impl Backoff {
@@ -134,7 +136,7 @@ impl Backoff {
 }
 
 fn nanos(t: &str) -> Option<i64> {
-    shim::timefmt::parse_rfc3339_nanos(t.as_bytes()).map(|n| n as i64)
+    shim::timefmt::parse_rfc3339_nanos(t.as_bytes())
 }
 
 /// Called with the container record while its exit is being recorded (status already
@@ -159,16 +161,27 @@ pub(crate) fn on_exit(inner: &Inner, c: &mut ContainerRecord) -> Option<Duration
 pub(crate) fn schedule(inner: Arc<Inner>, id: String, delay: Duration, count: i64) {
     tokio::spawn(async move {
         tokio::time::sleep(delay).await;
-        let still = inner
-            .containers
-            .lock()
-            .ok()
-            .and_then(|m| m.get(&id).cloned())
-            .is_some_and(|c| c.state.status == "restarting" && c.restart_count == count);
-        if !still {
-            return;
+        // Checked and marked under the table's lock: a user's stop/kill/rm either comes
+        // first (no start) or waits for this start to finish (see `stopped_by_user`).
+        {
+            let Ok(m) = inner.containers.lock() else {
+                return;
+            };
+            let still = m
+                .get(&id)
+                .is_some_and(|c| c.state.status == "restarting" && c.restart_count == count);
+            if !still {
+                return;
+            }
+            if let Ok(mut s) = inner.restart.starting.lock() {
+                s.insert(id.clone());
+            }
         }
-        if let Err(e) = super::containers::start_as(&inner, &id, false).await {
+        let r = super::containers::start_as(&inner, &id, false).await;
+        if let Ok(mut s) = inner.restart.starting.lock() {
+            s.remove(&id);
+        }
+        if let Err(e) = r {
             eprintln!("berth daemon: restarting container {id} failed: {e}");
         }
     });
@@ -190,23 +203,36 @@ pub(crate) fn is_fatal(sig: &str, stop_signal: Option<&str>) -> bool {
 
 /// A user's stop or kill: from now on the policy does not restart it. When it is
 /// `restarting` (waiting for its delayed start), the restart is cancelled and the container
-/// is `exited`; returns true then (there is no process to signal).
-pub(crate) fn stopped_by_user(inner: &Inner, id: &str) -> ApiResult<bool> {
-    let mut was_restarting = false;
-    let c = {
-        let mut m = inner
-            .containers
-            .lock()
-            .map_err(|_| super::containers::poisoned())?;
-        let Some(c) = m.get_mut(id) else {
-            return Ok(false);
-        };
-        c.manually_stopped = true;
-        if c.state.status == "restarting" {
-            c.state.status = "exited".into();
-            was_restarting = true;
+/// is `exited`; returns true then (there is no process to signal). A policy start already
+/// under way is waited for first (the caller then stops the running container).
+pub(crate) async fn stopped_by_user(inner: &Inner, id: &str) -> ApiResult<bool> {
+    let t = std::time::Instant::now();
+    let (c, was_restarting) = loop {
+        {
+            let mut m = inner
+                .containers
+                .lock()
+                .map_err(|_| super::containers::poisoned())?;
+            // Looked at under the table's lock, where `schedule` marks its start.
+            let busy = inner
+                .restart
+                .starting
+                .lock()
+                .map(|s| s.contains(id))
+                .unwrap_or(false);
+            if !busy || t.elapsed() > Duration::from_secs(60) {
+                let Some(c) = m.get_mut(id) else {
+                    return Ok(false);
+                };
+                c.manually_stopped = true;
+                let was = c.state.status == "restarting";
+                if was {
+                    c.state.status = "exited".into();
+                }
+                break (c.clone(), was);
+            }
         }
-        c.clone()
+        tokio::time::sleep(Duration::from_millis(10)).await;
     };
     inner
         .store
@@ -243,52 +269,6 @@ pub(crate) fn on_daemon_start(inner: &Arc<Inner>) {
             }
         });
     }
-}
-
-/// `docker update --restart`: checks and stores a new policy; it decides the container's
-/// next exits. Anything else in the update (resource limits) is answered 501 here; the full
-/// `update` endpoint calls this for its `RestartPolicy` part.
-pub(crate) fn update(
-    inner: &Inner,
-    key: &str,
-    req: &api::types::ContainerUpdateRequest,
-) -> ApiResult<api::types::ContainerUpdateResponse> {
-    if req.resources != api::types::Resources::default() {
-        return Err(ApiError::not_implemented(
-            "container update of resource limits",
-        ));
-    }
-    let c = super::containers::find(inner, key)?;
-    if let Some(p) = &req.restart_policy {
-        let mut hc = c.host_config.clone();
-        hc.restart_policy = Some(p.clone());
-        if c.host_config.auto_remove && policy(&hc) != Policy::No {
-            return Err(ApiError::InvalidParameter(
-                "Restart policy cannot be updated because AutoRemove is enabled for the container"
-                    .into(),
-            ));
-        }
-        validate(&hc)?;
-        let c = {
-            let mut m = inner
-                .containers
-                .lock()
-                .map_err(|_| super::containers::poisoned())?;
-            let Some(c) = m.get_mut(&c.id) else {
-                return Err(ApiError::no_such_container(key));
-            };
-            c.host_config.restart_policy = Some(p.clone());
-            c.clone()
-        };
-        inner
-            .store
-            .put(&c)
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-        inner.bus.container(&c, "update", &[]);
-    }
-    Ok(api::types::ContainerUpdateResponse {
-        warnings: Some(Vec::new()),
-    })
 }
 
 #[cfg(test)]

@@ -38,9 +38,11 @@ pub async fn save(inner: &Arc<Inner>, names: Vec<String>) -> ApiResult<ByteStrea
     let i2 = inner.clone();
     let names = blocking(move || {
         for n in &names {
-            i2.images
+            let img = i2
+                .images
                 .resolve(n)
                 .map_err(|_| ApiError::no_such_image(n))?;
+            i2.bus.image("save", &img.id.to_string(), n);
         }
         Ok(names)
     })
@@ -62,8 +64,12 @@ pub async fn load(
     let reader = blocking_reader(tarball);
     let inner = inner.clone();
     let report = blocking(move || {
-        ::image::archive::load(&inner.images, std::io::BufReader::new(reader))
-            .map_err(|e| ApiError::InvalidParameter(e.to_string()))
+        let r = ::image::archive::load(&inner.images, std::io::BufReader::new(reader))
+            .map_err(|e| ApiError::InvalidParameter(e.to_string()))?;
+        for (id, _) in &r.images {
+            inner.bus.image("load", &id.to_string(), &id.to_string());
+        }
+        Ok(r)
     })
     .await?;
     let msgs: Vec<ApiResult<JsonMessage>> = report
@@ -118,14 +124,17 @@ pub async fn import(
         source: "-".into(),
     };
     let img = blocking(move || {
-        ::image::archive::import(&inner.images, std::io::BufReader::new(reader), &o).map_err(|e| {
-            match e {
+        let img = ::image::archive::import(&inner.images, std::io::BufReader::new(reader), &o)
+            .map_err(|e| match e {
                 ::image::archive::ArchiveError::Change(..) => {
                     ApiError::InvalidParameter(e.to_string())
                 }
                 e => internal(e),
-            }
-        })
+            })?;
+        inner
+            .bus
+            .image("import", &img.id.to_string(), &img.id.to_string());
+        Ok(img)
     })
     .await?;
     Ok(Box::pin(futures_util::stream::iter([Ok(
@@ -230,6 +239,11 @@ pub async fn push(
                     return;
                 }
             };
+            inner.bus.image(
+                "push",
+                &reference.familiar_string(),
+                &reference.familiar_name(),
+            );
             let _ = tx.send(Ok(JsonMessage {
                 progress_detail: Some(ProgressDetail::default()),
                 aux: Some(serde_json::json!({
@@ -380,22 +394,31 @@ pub async fn prune(inner: &Arc<Inner>, filters: Filters) -> ApiResult<ImagePrune
         let filter =
             |img: &ImageRecord| until.is_none_or(|u| img.created_unix < u) && labels_ok(img);
         let (o, reclaimed) = inner.images.prune(all, &usage, &filter).map_err(internal)?;
+        let items: Vec<ImageDeleteItem> = o
+            .items
+            .into_iter()
+            .map(|i| match i {
+                DeleteItem::Untagged(t) => {
+                    inner.bus.image("untag", &t, &t);
+                    ImageDeleteItem {
+                        untagged: Some(t),
+                        deleted: None,
+                    }
+                }
+                DeleteItem::Deleted(d) => {
+                    inner.bus.image("delete", &d.to_string(), &d.to_string());
+                    ImageDeleteItem {
+                        untagged: None,
+                        deleted: Some(d.to_string()),
+                    }
+                }
+            })
+            .collect();
+        let mut a = std::collections::BTreeMap::new();
+        a.insert("reclaimed".to_string(), reclaimed.to_string());
+        inner.bus.publish("image", "prune", "", a);
         Ok(ImagePruneResponse {
-            images_deleted: Some(
-                o.items
-                    .into_iter()
-                    .map(|i| match i {
-                        DeleteItem::Untagged(t) => ImageDeleteItem {
-                            untagged: Some(t),
-                            deleted: None,
-                        },
-                        DeleteItem::Deleted(d) => ImageDeleteItem {
-                            untagged: None,
-                            deleted: Some(d.to_string()),
-                        },
-                    })
-                    .collect(),
-            ),
+            images_deleted: Some(items),
             space_reclaimed: reclaimed,
         })
     })

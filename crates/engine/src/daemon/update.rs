@@ -174,25 +174,15 @@ pub async fn update(
 ) -> ApiResult<ContainerUpdateResponse> {
     let c = lookup(inner, key)?;
     if let Some(rp) = &req.restart_policy {
-        match rp.name.as_str() {
-            "" | "no" | "always" | "unless-stopped" | "on-failure" => {}
-            n => {
-                return Err(ApiError::InvalidParameter(format!(
-                    "invalid restart policy '{n}'"
-                )))
-            }
-        }
-        if rp.name == "on-failure" && rp.maximum_retry_count < 0 {
-            return Err(ApiError::InvalidParameter(
-                "maximum retry count cannot be negative".into(),
-            ));
-        }
         if c.host_config.auto_remove && !matches!(rp.name.as_str(), "" | "no") {
             return Err(ApiError::InvalidParameter(
                 "Restart policy cannot be updated because AutoRemove is enabled for the container"
                     .into(),
             ));
         }
+        let mut hc = c.host_config.clone();
+        hc.restart_policy = Some(rp.clone());
+        super::restart::validate(&hc)?;
     }
     let merged = merge(&c.host_config.resources, &req.resources)?;
     let oci = oci_resources(&merged, &req.resources);
@@ -219,5 +209,6 @@ pub async fn update(
             c.host_config.restart_policy = Some(rp);
         }
     })?;
+    super::containers::publish(inner, &c.id, "update", &[]);
     Ok(ContainerUpdateResponse { warnings: None })
 }
