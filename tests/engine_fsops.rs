@@ -700,6 +700,23 @@ fn image_transfer() {
     let o = child.wait_with_output().unwrap();
     assert!(o.status.success());
     assert_eq!(String::from_utf8_lossy(&o.stdout), "Loaded image: mine:1\n");
+    // The progress form (what a terminal gets): `Loading layer` per layer, then the result.
+    let o = Command::new("curl")
+        .args(["-s", "-X", "POST", "--data-binary"])
+        .arg(format!("@{}", s(&tar)))
+        .arg("--unix-socket")
+        .arg(sb.sock())
+        .arg("http://berth/images/load")
+        .output()
+        .unwrap();
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.len() > 2, "{lines:?}");
+    assert_eq!(lines[0]["status"], "Loading layer");
+    assert!(lines[0]["progressDetail"]["total"].as_u64().unwrap() > 0);
+    assert_eq!(lines.last().unwrap()["stream"], "Loaded image: mine:1\n");
     let bad = sb.dir.join("bad.tar");
     fs::write(&bad, b"not a tar at all").unwrap();
     assert!(!sb.docker(&["load", "-i", &s(&bad)]).status.success());

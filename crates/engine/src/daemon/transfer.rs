@@ -52,26 +52,51 @@ pub async fn save(inner: &Arc<Inner>, names: Vec<String>) -> ApiResult<ByteStrea
     }))
 }
 
-/// `POST /images/load`: reads the tarball as it arrives; answers dockerd's
-/// `{"stream":"Loaded image: …\n"}` lines.
+/// `POST /images/load`: reads the tarball as it arrives; answers dockerd's messages:
+/// `Loading layer` progress per layer (unless `quiet`), then
+/// `{"stream":"Loaded image: …\n"}` lines. An unreadable archive is an HTTP error.
 pub async fn load(
     inner: &Arc<Inner>,
-    _opts: ImageLoadOptions,
+    opts: ImageLoadOptions,
     tarball: ByteStream,
 ) -> ApiResult<JsonStream<JsonMessage>> {
     let reader = blocking_reader(tarball);
     let inner = inner.clone();
-    let report = blocking(move || {
-        ::image::archive::load(&inner.images, std::io::BufReader::new(reader))
-            .map_err(|e| ApiError::InvalidParameter(e.to_string()))
-    })
-    .await?;
-    let msgs: Vec<ApiResult<JsonMessage>> = report
-        .lines
-        .into_iter()
-        .map(|l| Ok(JsonMessage::stream(format!("{l}\n"))))
-        .collect();
-    Ok(Box::pin(futures_util::stream::iter(msgs)))
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<ApiResult<JsonMessage>>();
+    std::thread::spawn(move || {
+        let quiet = opts.quiet;
+        let progress = |id: &str, current: u64, total: u64| {
+            if quiet {
+                return;
+            }
+            let _ = tx.send(Ok(JsonMessage {
+                status: Some("Loading layer".into()),
+                progress_detail: Some(ProgressDetail {
+                    current: Some(current as i64),
+                    total: Some(total as i64),
+                    units: None,
+                }),
+                id: Some(id.to_string()),
+                ..Default::default()
+            }));
+        };
+        let r = ::image::archive::load_with_progress(
+            &inner.images,
+            std::io::BufReader::new(reader),
+            &progress,
+        );
+        match r {
+            Ok(report) => {
+                for l in report.lines {
+                    let _ = tx.send(Ok(JsonMessage::stream(format!("{l}\n"))));
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Err(ApiError::InvalidParameter(e.to_string())));
+            }
+        }
+    });
+    Ok(message_stream(rx))
 }
 
 /// `repo[:tag]` of an import or commit, tagged `latest` when no tag is given.
