@@ -767,6 +767,22 @@ fn image_transfer() {
         "[X=1]"
     );
 
+    // login to a registry without authentication: any credentials are fine.
+    if let Some(open) = Registry::start(&sb.dir.join("open-registry")) {
+        let o = sb.docker_in(
+            &[
+                "login",
+                "-u",
+                "anyone",
+                "--password-stdin",
+                &format!("127.0.0.1:{}", open.port),
+            ],
+            Some("whatever"),
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(String::from_utf8_lossy(&o.stdout).contains("Login Succeeded"));
+    }
+
     // login and push to a registry with basic auth.
     let Some(reg) = AuthRegistry::start(&sb.dir.join("registry")) else {
         eprintln!("SKIP push/login: no docker-registry");
