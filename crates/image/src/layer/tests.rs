@@ -893,3 +893,57 @@ fn path_tar_names_entries_after_the_given_name() {
     let out = write_path_tar(&d, b".", Vec::new()).unwrap();
     assert_eq!(tar_names(&out)[0].0, "./");
 }
+
+#[test]
+fn base_directory_is_resolved_inside_the_root() {
+    let sb = Sandbox::new();
+    fs::create_dir_all(sb.root.join("real/dir")).unwrap();
+    // A symlink in the base path that points "outside" resolves inside the root.
+    std::os::unix::fs::symlink("/real", sb.root.join("link")).unwrap();
+    std::os::unix::fs::symlink("../../../../..", sb.root.join("up")).unwrap();
+    let mut t = Tb::new();
+    t.dir("./").file("f", b"in base").hardlink("h", "f");
+    let o = ApplyOptions {
+        base: Some(PathBuf::from("link/dir")),
+        keep_whiteout_files: true,
+        ..Default::default()
+    };
+    apply_with(&sb, &t.finish(), o).unwrap();
+    assert_eq!(fs::read(sb.root.join("real/dir/f")).unwrap(), b"in base");
+    assert_eq!(
+        fs::metadata(sb.root.join("real/dir/h")).unwrap().ino(),
+        fs::metadata(sb.root.join("real/dir/f")).unwrap().ino()
+    );
+    let mut t = Tb::new();
+    t.file("g", b"x");
+    let o = ApplyOptions {
+        base: Some(PathBuf::from("up")),
+        ..Default::default()
+    };
+    apply_with(&sb, &t.finish(), o).unwrap();
+    assert_eq!(fs::read(sb.root.join("g")).unwrap(), b"x");
+    // A missing base is an error, not created.
+    let mut t = Tb::new();
+    t.file("g", b"x");
+    let o = ApplyOptions {
+        base: Some(PathBuf::from("nope/deeper")),
+        ..Default::default()
+    };
+    assert!(apply_with(&sb, &t.finish(), o).is_err());
+    assert!(!sb.root.join("nope").exists());
+    // Symlink targets are checked against the root, not the base.
+    let mut t = Tb::new();
+    t.symlink("ok", "../../real")
+        .symlink("bad", "../../../../../../x");
+    let o = ApplyOptions {
+        base: Some(PathBuf::from("real/dir")),
+        ..Default::default()
+    };
+    let e = apply_with(&sb, &t.finish(), o).unwrap_err();
+    assert!(matches!(e, LayerError::Breakout { .. }), "{e}");
+    assert_eq!(
+        fs::read_link(sb.root.join("real/dir/ok")).unwrap(),
+        PathBuf::from("../../real")
+    );
+    sb.assert_outside_untouched();
+}
