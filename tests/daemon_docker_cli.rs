@@ -82,7 +82,7 @@ fn docker_cli_against_berth_daemon() {
             .stdout,
         b"piped\n"
     );
-    assert_ne!(
+    assert_eq!(
         sb.code(&["run", "--rm", "--network", "host", "busybox", "true"]),
         0
     );
@@ -182,6 +182,19 @@ fn docker_cli_against_berth_daemon() {
     // exec
     assert_eq!(sb.ok(&["exec", "d1", "echo", "fromexec"]), "fromexec\n");
     assert_eq!(sb.code(&["exec", "d1", "sh", "-c", "exit 7"]), 7);
+    // exec -u by name (from the container's /etc/passwd) and by number
+    assert_eq!(sb.ok(&["exec", "-u", "root", "d1", "sh", "-c", "echo $(id -u)"]), "0\n");
+    assert_eq!(
+        sb.ok(&["exec", "-u", "1000:1001", "d1", "sh", "-c", "echo $(id -u):$(id -g)"]),
+        "1000:1001\n"
+    );
+    let ghost = sb.docker(&["exec", "-u", "ghost", "d1", "true"]);
+    assert_ne!(ghost.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&ghost.stderr).contains("unable to find user ghost"),
+        "{}",
+        String::from_utf8_lossy(&ghost.stderr)
+    );
     assert_eq!(
         sb.docker_in(&["exec", "-i", "d1", "cat"], Some("hello\n"))
             .stdout,

@@ -58,7 +58,7 @@ impl Sandbox {
         fs::create_dir_all(root.join("bin")).unwrap();
         fs::create_dir_all(root.join("etc")).unwrap();
         fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
-        for a in ["sh", "echo", "cat", "sleep", "ls", "true", "false"] {
+        for a in ["sh", "echo", "cat", "sleep", "ls", "true", "false", "id"] {
             std::os::unix::fs::symlink("busybox", root.join("bin").join(a)).unwrap();
         }
         fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
@@ -89,6 +89,11 @@ impl Sandbox {
     }
 
     pub fn start_daemon(&mut self) {
+        self.start_daemon_with(&[]);
+    }
+
+    /// Starts the daemon with extra flags (after -H, --data-root, --exec-root).
+    pub fn start_daemon_with(&mut self, extra: &[&str]) {
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -102,6 +107,7 @@ impl Sandbox {
             .arg(self.data())
             .arg("--exec-root")
             .arg(self.dir.join("exec"))
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -241,7 +247,6 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-
 impl Sandbox {
     /// Runs the berth CLI against this sandbox's daemon (`-H unix://…`).
     pub fn berth(&self, args: &[&str]) -> Output {
@@ -293,7 +298,10 @@ impl Registry {
             .unwrap();
         let t = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(t.elapsed() < Duration::from_secs(20), "the registry did not start");
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "the registry did not start"
+            );
             sleep(Duration::from_millis(100));
         }
         Some(Registry { port, child })
@@ -305,4 +313,20 @@ impl Drop for Registry {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// [`setup`] with extra daemon flags.
+pub fn setup_with(test: &str, extra: &[&str]) -> Option<Sandbox> {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("SKIP {test}: needs root");
+        return None;
+    }
+    let Some(docker) = docker_cli() else {
+        eprintln!("SKIP {test}: no docker CLI");
+        return None;
+    };
+    let mut sb = Sandbox::new(docker);
+    sb.import_busybox();
+    sb.start_daemon_with(extra);
+    Some(sb)
 }

@@ -93,6 +93,11 @@ pub fn create(
         }
         let run = image::spec::build_spec(&config, &opts, &layout.target)
             .map_err(|e| Error::Spec(e.to_string()))?;
+        // Docker creates a missing working directory (-w, WORKDIR) in the rootfs.
+        if !run.working_dir.is_empty() && run.working_dir != "/" {
+            image::spec::ensure_workdir(&layout.target, &run.working_dir)
+                .map_err(|e| Error::Spec(e.to_string()))?;
+        }
         let mut spec = serde_json::to_value(&run.spec).map_err(|e| Error::Spec(e.to_string()))?;
         spec["root"]["path"] = json!("rootfs");
         spec["linux"]["cgroupsPath"] = json!(format!("/berth/{id}"));
@@ -181,4 +186,22 @@ pub fn remove(images: &Images, data_root: &Path, id: &str) -> Result<(), Error> 
             source,
         }),
     }
+}
+
+/// The config.json annotation asking the runtime's container init to stay PID 1 as a tiny
+/// init (`docker run --init`): it forks the command, forwards signals and reaps zombies.
+pub const INIT_ANNOTATION: &str = runtime::init::INIT_ANNOTATION;
+
+/// Sets an annotation in a bundle's config.json.
+pub fn set_annotation(dir: &Path, key: &str, value: &str) -> Result<(), Error> {
+    let p = dir.join("config.json");
+    let text = std::fs::read(&p).map_err(io("cannot read", &p))?;
+    let mut spec: serde_json::Value =
+        serde_json::from_slice(&text).map_err(|e| Error::Spec(format!("{}: {e}", p.display())))?;
+    if !spec["annotations"].is_object() {
+        spec["annotations"] = json!({});
+    }
+    spec["annotations"][key] = json!(value);
+    let text = serde_json::to_vec_pretty(&spec).map_err(|e| Error::Spec(e.to_string()))?;
+    std::fs::write(&p, text).map_err(io("cannot write", &p))
 }

@@ -214,7 +214,7 @@ pub struct NewImage<'a> {
 
 /// The image metadata store.
 pub struct ImageStore {
-    db: Database,
+    db: std::sync::Arc<Database>,
     path: PathBuf,
 }
 
@@ -332,7 +332,7 @@ impl ImageStore {
             source: Box::new(e),
         };
         std::fs::create_dir_all(root).map_err(|e| mk(redb::Error::Io(e)))?;
-        let db = Database::create(&path).map_err(|e| mk(e.into()))?;
+        let db = std::sync::Arc::new(Database::create(&path).map_err(|e| mk(e.into()))?);
         let s = ImageStore { db, path };
         let tx = s.begin()?;
         {
@@ -344,6 +344,17 @@ impl ImageStore {
         }
         s.commit(tx)?;
         Ok(s)
+    }
+
+    /// The database itself, for the engine's own tables: the daemon keeps all its state
+    /// (images, containers, networks, volumes) in this one transactional file.
+    pub fn database(&self) -> std::sync::Arc<Database> {
+        self.db.clone()
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     fn db_err(&self, e: impl Into<redb::Error>) -> StoreError {

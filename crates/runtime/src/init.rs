@@ -39,6 +39,19 @@ pub enum Error {
 
 type Result<T> = std::result::Result<T, Error>;
 
+/// config.json annotation (value `true`) asking the container init to stay PID 1 as a tiny
+/// init (`docker run --init`): it forks right before exec; the child execs the process, the
+/// init forwards signals to it, reaps every zombie of the container, and exits with the
+/// child's status (128+N when a signal N killed it).
+pub const INIT_ANNOTATION: &str = "org.berth.init";
+
+fn wants_init(spec: &Spec) -> bool {
+    spec.annotations()
+        .as_ref()
+        .and_then(|a| a.get(INIT_ANNOTATION))
+        .is_some_and(|v| v == "true")
+}
+
 fn sys(what: impl Into<String>) -> impl FnOnce(nix::Error) -> Error {
     let what = what.into();
     move |source| Error::Sys { what, source }
@@ -268,12 +281,151 @@ fn container_init(cfg: &InitConfig) -> Result<std::convert::Infallible> {
             unsafe { libc::_exit(1) }
         }
     }
+    if wants_init(spec) {
+        become_init(process.args().as_deref().unwrap_or_default());
+    }
     match prepared.exec() {
         Ok(never) => match never {},
         Err(e) => {
             eprintln!("berth: {e}");
             // SAFETY: ending the forked init; 127 like a shell's "cannot run".
             unsafe { libc::_exit(127) }
+        }
+    }
+}
+
+/// The signals the tiny init forwards: all but the synchronous fault signals (and SIGKILL /
+/// SIGSTOP, which cannot be caught).
+fn forwarded_signals() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data; sigfillset/sigdelset initialise and edit it in place.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut set);
+        for s in [
+            libc::SIGFPE,
+            libc::SIGILL,
+            libc::SIGSEGV,
+            libc::SIGBUS,
+            libc::SIGABRT,
+            libc::SIGTRAP,
+            libc::SIGSYS,
+        ] {
+            libc::sigdelset(&mut set, s);
+        }
+        set
+    }
+}
+
+/// `--init`: forks. Returns in the child (which then execs the user's process) in its own
+/// process group, the terminal's foreground group when there is a terminal; the parent stays
+/// PID 1, forwards signals to the child, reaps zombies, and exits with the child's status.
+fn become_init(args: &[String]) {
+    let set = forwarded_signals();
+    // Before forking: a `ps` the child runs must already see the init's title.
+    set_init_title(args);
+    // Block them before forking: none sent between the fork and the wait loop is lost.
+    // SAFETY: sigprocmask with a valid set on this single-threaded process.
+    unsafe { libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) };
+    // SAFETY: the container init is single-threaded; the child only execs or exits.
+    match unsafe { nix::unistd::fork() } {
+        Err(e) => {
+            eprintln!("berth: --init: fork: {e}");
+            // SAFETY: ending the forked init.
+            unsafe { libc::_exit(127) }
+        }
+        Ok(nix::unistd::ForkResult::Child) => {
+            let _ =
+                nix::unistd::setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0));
+            // SAFETY: isatty/tcsetpgrp on descriptor 0 (SIGTTOU is blocked, so a background
+            // group may take the terminal).
+            unsafe {
+                if libc::isatty(0) == 1 {
+                    libc::tcsetpgrp(0, libc::getpid());
+                }
+            }
+            let empty = nix::sys::signal::SigSet::empty();
+            let _ = nix::sys::signal::sigprocmask(
+                nix::sys::signal::SigmaskHow::SIG_SETMASK,
+                Some(&empty),
+                None,
+            );
+        }
+        Ok(nix::unistd::ForkResult::Parent { child }) => init_loop(child.as_raw(), &set),
+    }
+}
+
+/// Shows the init as `berth-init -- ARGS…` in the container's `ps` (instead of the runtime's
+/// command line, which names host paths): rewrites this process's argument area in place.
+fn set_init_title(args: &[String]) {
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+    unsafe { libc::prctl(libc::PR_SET_NAME, c"berth-init".as_ptr(), 0, 0, 0) };
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return;
+    };
+    // Fields after the command name (which may hold spaces) start at field 3; arg_start and
+    // arg_end are fields 48 and 49.
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+        return;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let (Some(start), Some(end)) = (
+        f.get(45).and_then(|v| v.parse::<usize>().ok()),
+        f.get(46).and_then(|v| v.parse::<usize>().ok()),
+    ) else {
+        return;
+    };
+    if end <= start || end - start > 1 << 20 {
+        return;
+    }
+    let mut title = b"berth-init\0--\0".to_vec();
+    for a in args {
+        title.extend_from_slice(a.as_bytes());
+        title.push(0);
+    }
+    let len = end - start;
+    title.resize(len, 0);
+    title[len - 1] = 0;
+    // SAFETY: [arg_start, arg_end) is this process's own argument strings, on its stack and
+    // writable; the kernel reports it in /proc/PID/stat. Nothing holds references into it
+    // (the runtime copied its arguments at start-up), and a trailing NUL is kept.
+    unsafe { std::ptr::copy_nonoverlapping(title.as_ptr(), start as *mut u8, len) };
+}
+
+/// PID 1 of a `--init` container: wait for signals; forward them to `child`; on SIGCHLD reap
+/// every exited process, and when `child` is one of them, exit with its status.
+fn init_loop(child: libc::pid_t, set: &libc::sigset_t) -> ! {
+    // The runtime's descriptors (sync socket, exec fifo, console socket) are not ours to keep.
+    // SAFETY: close_range on descriptors above stdio; nothing in this process uses them.
+    unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+    loop {
+        // SAFETY: waits for one of the blocked signals in `set`; no siginfo wanted.
+        let sig = unsafe { libc::sigwaitinfo(set, std::ptr::null_mut()) };
+        if sig < 0 {
+            continue;
+        }
+        if sig != libc::SIGCHLD {
+            // SAFETY: sending a signal to our own child.
+            unsafe { libc::kill(child, sig) };
+            continue;
+        }
+        loop {
+            let mut status = 0;
+            // SAFETY: reaping any exited child without blocking.
+            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+            if pid <= 0 {
+                break;
+            }
+            if pid == child {
+                let code = if libc::WIFEXITED(status) {
+                    libc::WEXITSTATUS(status)
+                } else if libc::WIFSIGNALED(status) {
+                    128 + libc::WTERMSIG(status)
+                } else {
+                    continue;
+                };
+                // SAFETY: ending PID 1; the kernel kills what is left in the pid namespace.
+                unsafe { libc::_exit(code) }
+            }
         }
     }
 }

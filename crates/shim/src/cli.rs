@@ -77,6 +77,12 @@ struct StartArgs {
     /// Do not detach (for debugging, or under a supervisor).
     #[arg(long)]
     foreground: bool,
+    /// Drive this runc-compatible runtime binary instead of berth's own runtime.
+    #[arg(long)]
+    runtime_binary: Option<PathBuf>,
+    /// A global argument for --runtime-binary (repeatable).
+    #[arg(long = "runtime-arg", allow_hyphen_values = true, requires = "runtime_binary")]
+    runtime_args: Vec<String>,
 }
 
 /// Parses `1234`, `10k`, `10m`, `1g` (binary multiples, as docker's max-size).
@@ -129,6 +135,10 @@ pub struct StartOptions {
     pub no_pivot: bool,
     /// Do not detach.
     pub foreground: bool,
+    /// An external runc-compatible runtime (None: berth's own, in-process).
+    pub runtime_binary: Option<PathBuf>,
+    /// Its global arguments.
+    pub runtime_args: Vec<String>,
 }
 
 impl StartOptions {
@@ -152,6 +162,12 @@ impl StartOptions {
         }
         if let Some(fd) = self.ready_fd {
             kv("--ready-fd", fd.to_string().into());
+        }
+        if let Some(b) = &self.runtime_binary {
+            kv("--runtime-binary", b.clone().into());
+            for x in &self.runtime_args {
+                kv("--runtime-arg", x.clone().into());
+            }
         }
         for (on, flag) in [
             (self.tty, "--tty"),
@@ -238,6 +254,12 @@ fn start(a: StartArgs) -> i32 {
         }),
         systemd_cgroup: a.systemd_cgroup,
         no_start: a.no_start,
+        external: a.runtime_binary.as_ref().map(|b| crate::driver::External {
+            binary: b.clone(),
+            args: a.runtime_args.clone(),
+            root: abs(&a.runtime_root),
+            systemd_cgroup: a.systemd_cgroup,
+        }),
         no_pivot: a.no_pivot,
     };
     let _ = std::fs::remove_file(state_dir.join(protocol::EXIT_FILE));

@@ -16,6 +16,7 @@
 pub mod cli;
 pub mod client;
 mod daemonize;
+pub mod driver;
 pub mod jsonlog;
 pub mod protocol;
 mod server;

@@ -19,6 +19,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use runtime::cgroups;
+use crate::driver::Driver;
 use runtime::container::{CreateOptions, ExecOptions, Runtime};
 
 use crate::jsonlog::writer::{LogConfig, LogWriter};
@@ -44,6 +45,8 @@ pub(crate) struct Config {
     pub systemd_cgroup: bool,
     pub no_start: bool,
     pub no_pivot: bool,
+    /// An external runc-compatible runtime instead of berth's own.
+    pub external: Option<crate::driver::External>,
 }
 
 /// How long output may keep coming after the init died (its pipes are normally closed at once).
@@ -129,7 +132,7 @@ enum Tok {
 
 struct Shim {
     cfg: Config,
-    rt: Runtime,
+    rt: Driver,
     init_pid: i32,
     started: bool,
     cgroup: Option<cgroups::Manager>,
@@ -321,7 +324,10 @@ fn setup(cfg: Config, sfd: SignalFd) -> Result<Shim, String> {
         ));
     }
 
-    let rt = Runtime::new(&cfg.runtime_root, cfg.systemd_cgroup);
+    let rt = match &cfg.external {
+        Some(x) => Driver::External(x.clone()),
+        None => Driver::Builtin(Runtime::new(&cfg.runtime_root, cfg.systemd_cgroup)),
+    };
     let stdio = make_stdio(cfg.tty, cfg.stdin)?;
     let console_path = cfg.state_dir.join("console.sock");
     let console_l = if cfg.tty {
@@ -353,7 +359,7 @@ fn setup(cfg: Config, sfd: SignalFd) -> Result<Shim, String> {
         Ok(pid) => pid,
         Err(e) => {
             let _ = std::fs::remove_file(&console_path);
-            return Err(e.to_string());
+            return Err(e);
         }
     };
     let Stdio {
@@ -385,10 +391,10 @@ fn setup(cfg: Config, sfd: SignalFd) -> Result<Shim, String> {
         main.outs = [Some(master), None];
     }
     drop(console_l);
-    let cgroup = rt.state(&cfg.id).ok().map(|(st, _)| st.cgroup);
+    let cgroup = rt.cgroup(&cfg.id, &cfg.bundle, cfg.systemd_cgroup);
     let started = !cfg.no_start;
     if started {
-        rt.start(&cfg.id).map_err(|e| fail(e.to_string()))?;
+        rt.start(&cfg.id).map_err(fail)?;
     }
     Ok(Shim {
         rt,
@@ -1306,8 +1312,8 @@ impl Shim {
         let status = if self.exit.is_some() {
             "stopped".to_string()
         } else {
-            match self.rt.state(&self.cfg.id) {
-                Ok((_, st)) => st.to_string(),
+            match self.rt.status(&self.cfg.id) {
+                Ok(st) => st,
                 Err(_) => "stopped".to_string(),
             }
         };
@@ -1351,13 +1357,12 @@ impl Shim {
         if self.exec_index(&req.id).is_some() || exit_file.exists() {
             return Err(format!("exec id {:?} is already in use", req.id));
         }
-        let (st, _) = self
+        let spec = self
             .rt
-            .state(&self.cfg.id)
+            .spec(&self.cfg.id, &self.cfg.bundle)
             .map_err(|e| format!("cannot exec: {e}"))?;
         // The container's process, overlaid with the keys the request gives.
-        let mut proc_json = st
-            .spec
+        let mut proc_json = spec
             .process()
             .as_ref()
             .and_then(|p| serde_json::to_value(p).ok())
@@ -1419,11 +1424,7 @@ impl Shim {
         } else {
             Ok(run(None))
         };
-        let r = match r {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(e) => Err(e),
-        };
+        let r = r.and_then(|x| x);
         let pid = r.and_then(|()| {
             std::fs::read_to_string(&pid_file)
                 .ok()

@@ -18,7 +18,7 @@ use api::ApiError;
 use shim::protocol::{AttachRequest, ControlRequest, ExecRequest};
 
 use super::store::{ContainerRecord, StateRecord};
-use super::{blocking, Event, Inner};
+use super::{blocking, config, health, restart, Event, Inner};
 
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
@@ -68,6 +68,11 @@ pub(crate) fn lookup(inner: &Inner, key: &str) -> ApiResult<ContainerRecord> {
     }
 }
 
+/// [`lookup`] for the daemon's other modules.
+pub(crate) fn find(inner: &Inner, key: &str) -> ApiResult<ContainerRecord> {
+    lookup(inner, key)
+}
+
 fn save(inner: &Inner, c: &ContainerRecord) -> ApiResult<()> {
     inner.store.put(c).map_err(internal)?;
     inner
@@ -76,6 +81,13 @@ fn save(inner: &Inner, c: &ContainerRecord) -> ApiResult<()> {
         .map_err(|_| poisoned())?
         .insert(c.id.clone(), c.clone());
     Ok(())
+}
+
+/// Publishes a container event (`GET /events`) about the container `key`, if it exists.
+pub(crate) fn publish(inner: &Inner, key: &str, action: &str, extra: &[(&str, String)]) {
+    if let Ok(c) = lookup(inner, key) {
+        inner.bus.container(&c, action, extra);
+    }
 }
 
 pub(crate) fn update(
@@ -154,26 +166,19 @@ pub async fn create(
 ) -> ApiResult<ContainerCreateResponse> {
     let cfg = req.config;
     let hc = req.host_config.unwrap_or_default();
-    match hc.network_mode.as_str() {
-        "" | "default" | "bridge" | "none" => {}
-        m => {
-            return Err(ApiError::InvalidParameter(format!(
-                "network mode {m:?} is not supported by berth yet: containers only get a loopback network (use --network none or the default)"
-            )))
-        }
+    let runtime_name = if hc.runtime.as_deref().is_none_or(str::is_empty) {
+        inner.opts.default_runtime.clone()
+    } else {
+        hc.runtime.clone().unwrap_or_default()
+    };
+    if !inner.opts.runtimes.contains_key(&runtime_name) {
+        return Err(ApiError::InvalidParameter(format!(
+            "unknown or invalid runtime name: {runtime_name}"
+        )));
     }
-    if hc.binds.as_ref().is_some_and(|b| !b.is_empty())
-        || hc.mounts.as_ref().is_some_and(|m| !m.is_empty())
-    {
-        return Err(ApiError::NotImplemented(
-            "volumes and bind mounts (-v, --mount) are not supported by berth's daemon yet".into(),
-        ));
-    }
-    if hc.port_bindings.as_ref().is_some_and(|p| !p.is_empty()) {
-        return Err(ApiError::NotImplemented(
-            "published ports (-p) need networking, which berth's daemon does not have yet".into(),
-        ));
-    }
+    log_config(inner, &hc)?;
+    restart::validate(&hc)?;
+    health::validate(cfg.healthcheck.as_ref())?;
     let name = match opts.name {
         Some(n) => {
             let m = inner.containers.lock().map_err(|_| poisoned())?;
@@ -208,7 +213,9 @@ pub async fn create(
         env: cfg.env.clone().unwrap_or_default(),
         workdir: Some(cfg.working_dir.clone()).filter(|w| !w.is_empty()),
         user: Some(cfg.user.clone()).filter(|w| !w.is_empty()),
-        hostname: Some(cfg.hostname.clone()).filter(|w| !w.is_empty()),
+        hostname: Some(cfg.hostname.clone())
+            .filter(|w| !w.is_empty())
+            .or_else(|| super::networks::host_hostname(&hc.network_mode)),
         domainname: Some(cfg.domainname.clone()).filter(|w| !w.is_empty()),
         tty: cfg.tty,
         group_add: hc.group_add.clone().unwrap_or_default(),
@@ -224,7 +231,11 @@ pub async fn create(
     };
     let inner2 = inner.clone();
     let res = hc.resources.clone();
-    let bundle = blocking(move || {
+    let console = console_size(hc.console_size.as_ref()).filter(|_| cfg.tty);
+    let init = hc.resources.init == Some(true);
+    let (cfg2, hc2) = (cfg.clone(), hc.clone());
+    let (bundle, vols) = blocking(move || {
+        let vols = super::volumes::prepare(&inner2, &image_ref, &cfg2, &hc2)?;
         let b = crate::bundle::create(
             &inner2.images,
             &inner2.opts.data_root,
@@ -236,20 +247,32 @@ pub async fn create(
             crate::bundle::Error::NoImage(i) => ApiError::no_such_image(&i),
             crate::bundle::Error::Spec(m) => ApiError::InvalidParameter(m),
             e => internal(e),
-        })?;
-        if let Err(e) = apply_resources(&b.dir, &res) {
+        });
+        let b = match b {
+            Ok(b) => b,
+            Err(e) => {
+                super::volumes::abort(&inner2, &vols);
+                return Err(e);
+            }
+        };
+        let annotated = if init {
+            crate::bundle::set_annotation(&b.dir, crate::bundle::INIT_ANNOTATION, "true")
+                .map_err(internal)
+        } else {
+            Ok(())
+        };
+        if let Err(e) = annotated
+            .and_then(|()| apply_resources(&b.dir, &res, console))
+            .and_then(|()| super::volumes::apply(&inner2, &vols, &b.dir))
+        {
             let _ = crate::bundle::remove(&inner2.images, &inner2.opts.data_root, &b.id);
+            super::volumes::abort(&inner2, &vols);
             return Err(e);
         }
-        Ok(b)
+        Ok((b, vols))
     })
     .await?;
-    let mut warnings = Vec::new();
-    if hc.resources.init == Some(true) {
-        warnings.push(
-            "--init is not supported yet: the command runs as PID 1 without an init".to_string(),
-        );
-    }
+    let warnings = Vec::new();
     let (created, created_unix) = (now_rfc3339(), api::time::Timestamp::now().seconds);
     let mut config = cfg;
     if config.hostname.is_empty() {
@@ -267,9 +290,48 @@ pub async fn create(
     if config.working_dir.is_empty() {
         config.working_dir = bundle.run.working_dir.clone();
     }
+    config.healthcheck = health::merge(config.healthcheck.take(), bundle.run.healthcheck.as_ref());
+    if !vols.config_volumes.is_empty() {
+        config.volumes = Some(vols.config_volumes.clone());
+    }
     let mut hc = hc;
     if hc.network_mode.is_empty() || hc.network_mode == "default" {
         hc.network_mode = "bridge".into();
+    }
+    if hc.restart_policy.is_none() {
+        hc.restart_policy = Some(api::types::container::RestartPolicy {
+            name: "no".into(),
+            maximum_retry_count: 0,
+        });
+    }
+    hc.runtime = Some(runtime_name);
+    {
+        // As inspect shows it: the driver, and the daemon's log-opts under the container's.
+        let mut lc = hc.log_config.take().unwrap_or_default();
+        if lc.kind.is_empty() {
+            lc.kind = "json-file".into();
+        }
+        if lc.kind == "json-file" {
+            let mut opts = inner.opts.log_opts.clone();
+            opts.extend(lc.config.take().unwrap_or_default());
+            lc.config = Some(opts.into_iter().collect());
+        }
+        hc.log_config = Some(lc);
+    }
+    if let Err(e) = super::networks::on_create(
+        inner,
+        &bundle.id,
+        &mut config,
+        &mut hc,
+        req.networking_config.as_ref(),
+        &bundle.run.exposed_ports,
+    )
+    .and_then(|_| super::networks::patch_spec(inner, &bundle.dir, &bundle.id, &hc.network_mode))
+    {
+        let _ = super::networks::forget(inner, &bundle.id);
+        let _ = crate::bundle::remove(&inner.images, &inner.opts.data_root, &bundle.id);
+        super::volumes::abort(inner, &vols);
+        return Err(e);
     }
     let args = bundle.run.args.clone();
     let rec = ContainerRecord {
@@ -292,19 +354,40 @@ pub async fn create(
         },
         log_path: bundle.dir.join(format!("{}-json.log", bundle.id)),
         restart_count: 0,
+        manually_stopped: false,
+        mounts: vols.mounts.clone(),
     };
-    save(inner, &rec)?;
+    let saved = save(inner, &rec);
+    if saved.is_err() {
+        super::volumes::abort(inner, &vols);
+    } else {
+        super::volumes::release(inner, &vols);
+    }
+    saved?;
+    inner.bus.container(&rec, "create", &[]);
     Ok(ContainerCreateResponse {
         id: rec.id,
         warnings,
     })
 }
 
-/// Maps the cheap resource limits into the bundle's config.json.
-fn apply_resources(dir: &Path, r: &Resources) -> ApiResult<()> {
+/// A `[height, width]` console size, when both are set.
+fn console_size(v: Option<&Vec<u32>>) -> Option<[u32; 2]> {
+    match v.map(Vec::as_slice) {
+        Some([h, w]) if *h > 0 && *w > 0 => Some([*h, *w]),
+        _ => None,
+    }
+}
+
+/// Maps the cheap resource limits (and the console size) into the bundle's config.json.
+fn apply_resources(dir: &Path, r: &Resources, console: Option<[u32; 2]>) -> ApiResult<()> {
     let p = dir.join("config.json");
     let mut spec: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&p).map_err(internal)?).map_err(internal)?;
+    if let Some([h, w]) = console {
+        // The client's terminal size from the start (API >= 1.42 sends it with create).
+        spec["process"]["consoleSize"] = serde_json::json!({"height": h, "width": w});
+    }
     let res = &mut spec["linux"]["resources"];
     if !res.is_object() {
         *res = serde_json::json!({});
@@ -342,25 +425,85 @@ fn apply_resources(dir: &Path, r: &Resources) -> ApiResult<()> {
 
 // ---------------------------------------------------------------- shim
 
+/// The container's log settings: json-file with `max-size`/`max-file` (the container's
+/// `--log-opt`s over the daemon's `log-opts`), or None for the `none` driver.
+fn log_config(inner: &Inner, hc: &HostConfig) -> ApiResult<Option<(Option<u64>, u32)>> {
+    let lc = hc.log_config.clone().unwrap_or_default();
+    match lc.kind.as_str() {
+        "" | "json-file" => {}
+        "none" => return Ok(None),
+        k => {
+            return Err(ApiError::InvalidParameter(format!(
+                "failed to create task for container: logger: no log driver named '{k}' is registered (berth has json-file and none)"
+            )))
+        }
+    }
+    let mut opts = inner.opts.log_opts.clone();
+    opts.extend(lc.config.unwrap_or_default());
+    let max_size = match opts.get("max-size").filter(|v| !v.is_empty() && *v != "-1") {
+        Some(v) => Some(shim::cli::parse_size(v).map_err(ApiError::InvalidParameter)?),
+        None => None,
+    };
+    let max_files = match opts.get("max-file") {
+        Some(v) => v
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| {
+                ApiError::InvalidParameter(format!("invalid value for max-file: {v:?}"))
+            })?,
+        None => 1,
+    };
+    Ok(Some((max_size, max_files)))
+}
+
+/// The container's external runtime (None for berth's built-in one).
+fn external_runtime(inner: &Inner, c: &ContainerRecord) -> Option<(String, config::RuntimeSpec)> {
+    let name = c
+        .host_config
+        .runtime
+        .clone()
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| inner.opts.default_runtime.clone());
+    inner
+        .opts
+        .runtimes
+        .get(&name)
+        .filter(|r| !r.path.is_empty())
+        .map(|r| (name, r.clone()))
+}
+
+/// The state root of the container's runtime.
+fn runtime_root_of(inner: &Inner, c: &ContainerRecord) -> PathBuf {
+    match external_runtime(inner, c) {
+        Some((name, _)) => inner.opts.exec_root.join("runtimes").join(name),
+        None => runtime_root(inner),
+    }
+}
+
 /// Spawns the container's shim (created, not started); returns the init's pid.
 fn spawn_shim(inner: &Inner, c: &ContainerRecord) -> ApiResult<i32> {
     let sd = state_dir(inner, &c.id);
     let _ = std::fs::remove_dir_all(&sd);
     std::fs::create_dir_all(&sd).map_err(internal)?;
+    let external = external_runtime(inner, c);
+    let log = log_config(inner, &c.host_config)?;
     let o = shim::StartOptions {
         id: c.id.clone(),
         bundle: crate::bundle::dir(&inner.opts.data_root, &c.id),
-        runtime_root: runtime_root(inner),
+        runtime_root: runtime_root_of(inner, c),
         state_dir: sd.clone(),
         tty: c.tty,
         stdin: c.config.open_stdin,
-        log: Some(shim::LogConfig {
+        log: log.map(|(max_size, max_files)| shim::LogConfig {
             path: c.log_path.clone(),
-            max_size: None,
-            max_files: 1,
+            max_size,
+            max_files,
         }),
         ready_fd: Some(3),
         no_start: true,
+        runtime_binary: external.as_ref().map(|(_, r)| PathBuf::from(&r.path)),
+        runtime_args: external.map(|(_, r)| r.runtime_args).unwrap_or_default(),
         ..Default::default()
     };
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(internal)?;
@@ -398,12 +541,20 @@ fn shim_alive(inner: &Inner, id: &str) -> bool {
 }
 
 /// Makes sure a created (not started) container has its shim.
-fn ensure_shim(inner: &Inner, id: &str) -> ApiResult<()> {
+fn ensure_shim(inner: &Arc<Inner>, id: &str) -> ApiResult<()> {
     let c = lookup(inner, id)?;
     if shim_alive(inner, &c.id) && shim::client::read_exit(&state_dir(inner, &c.id)).is_none() {
         return Ok(());
     }
-    let pid = spawn_shim(inner, &c)?;
+    super::volumes::activate(inner, &c)?;
+    if let Err(e) = super::networks::setup(inner, &c) {
+        super::volumes::deactivate(inner, &c.id);
+        return Err(e);
+    }
+    let pid = spawn_shim(inner, &c).inspect_err(|_| {
+        let _ = super::networks::teardown(inner, &c.id);
+        super::volumes::deactivate(inner, &c.id);
+    })?;
     update(inner, &c.id, |c| c.state.pid = pid as i64)?;
     Ok(())
 }
@@ -417,15 +568,30 @@ fn monitor(inner: Arc<Inner>, id: String) {
             Ok(Ok(s)) => (s.exit_code as i64, s.finished_at, s.oom_killed),
             _ => (255, now_rfc3339(), false),
         };
+        health::stop(&inner, &id);
+        // Networking first: a start seen after the exit must not race this teardown.
+        let (i2, id2) = (inner.clone(), id.clone());
+        let _ = blocking(move || super::networks::teardown(&i2, &id2)).await;
+        let mut again = None;
         let rec = update(&inner, &id, |c| {
             c.state.status = "exited".into();
             c.state.exit_code = code;
             c.state.pid = 0;
             c.state.finished_at = finished;
             c.state.oom_killed = oom;
+            health::on_exit(c);
+            again = restart::on_exit(&inner, c);
         });
+        if let Ok(c) = &rec {
+            let ran = super::events::seconds_between(&c.state.started_at, &c.state.finished_at);
+            let attrs = [("exitCode", code.to_string()), ("execDuration", ran)];
+            inner.bus.container(c, "die", &attrs);
+        }
+        super::volumes::deactivate(&inner, &id);
         let _ = inner.events.send(Event::Die(id.clone(), code));
-        if let Ok(c) = rec {
+        if let (Ok(c), Some(delay)) = (&rec, again) {
+            restart::schedule(inner.clone(), id.clone(), delay, c.restart_count);
+        } else if let Ok(c) = rec {
             if c.host_config.auto_remove {
                 let _ = remove_now(&inner, &id).await;
             }
@@ -446,6 +612,7 @@ pub(crate) fn reconcile(inner: &Arc<Inner>) {
             continue;
         }
         if shim::client::shim_pid(&sd).is_some() && shim::client::read_exit(&sd).is_none() {
+            health::resume(inner, &id);
             monitor(inner.clone(), id);
         } else {
             let e = shim::client::read_exit(&sd);
@@ -463,6 +630,7 @@ pub(crate) fn reconcile(inner: &Arc<Inner>) {
                         c.state.finished_at = now_rfc3339();
                     }
                 }
+                health::on_exit(c);
             });
             if c.host_config.auto_remove {
                 let (inner, id) = (inner.clone(), id.clone());
@@ -478,12 +646,21 @@ pub(crate) fn reconcile(inner: &Arc<Inner>) {
 
 /// `POST /containers/{id}/start`.
 pub async fn start(inner: &Arc<Inner>, key: &str) -> ApiResult<()> {
+    start_as(inner, key, true).await
+}
+
+/// Starts a container; `by_user` (not by its restart policy) resets its restart count and
+/// its manually-stopped mark, as Docker does.
+pub(crate) async fn start_as(inner: &Arc<Inner>, key: &str, by_user: bool) -> ApiResult<()> {
     let c = lookup(inner, key)?;
     if c.state.status == "running" || c.state.status == "paused" {
         return Err(ApiError::NotModified("container already started".into()));
     }
     let (i2, id) = (inner.clone(), c.id.clone());
     let earlier = c.state.error.clone();
+    // Taken before the start request: a process that exits at once must not show a
+    // FinishedAt earlier than its StartedAt.
+    let started = now_rfc3339();
     let r = blocking(move || {
         ensure_shim(&i2, &id)?;
         shim::client::control(
@@ -504,6 +681,8 @@ pub async fn start(inner: &Arc<Inner>, key: &str) -> ApiResult<()> {
     .await;
     if let Err(e) = r {
         let msg = e.to_string();
+        let (i2, id2) = (inner.clone(), c.id.clone());
+        let _ = blocking(move || super::networks::teardown(&i2, &id2)).await;
         let _ = update(inner, &c.id, |c| {
             c.state.error = msg.clone();
             c.state.status = if c.state.started_at == ZERO_TIME {
@@ -520,11 +699,20 @@ pub async fn start(inner: &Arc<Inner>, key: &str) -> ApiResult<()> {
     }
     update(inner, &c.id, |c| {
         c.state.status = "running".into();
-        c.state.started_at = now_rfc3339();
+        c.state.started_at = started.clone();
         c.state.finished_at = ZERO_TIME.into();
         c.state.exit_code = 0;
         c.state.error.clear();
+        if by_user {
+            c.restart_count = 0;
+            c.manually_stopped = false;
+        }
     })?;
+    if by_user {
+        inner.restart.reset(&c.id);
+    }
+    publish(inner, &c.id, "start", &[]);
+    health::start(inner, &c.id);
     monitor(inner.clone(), c.id.clone());
     Ok(())
 }
@@ -545,6 +733,10 @@ fn signal_name(s: &str) -> String {
 
 async fn send_signal(inner: &Arc<Inner>, id: &str, sig: &str) -> ApiResult<()> {
     let (sd, sig) = (state_dir(inner, id), signal_name(sig));
+    let num = runtime::signal::parse(&sig)
+        .map(|s| (s as i32).to_string())
+        .unwrap_or_else(|_| sig.clone());
+    publish(inner, id, "kill", &[("signal", num)]);
     blocking(move || {
         shim::client::control(
             &sd,
@@ -590,6 +782,10 @@ pub async fn stop(inner: &Arc<Inner>, key: &str, opts: StopOptions) -> ApiResult
     if !is_running(&c) {
         return Err(ApiError::NotModified("container already stopped".into()));
     }
+    if restart::stopped_by_user(inner, &c.id)? {
+        publish(inner, &c.id, "stop", &[]);
+        return Ok(());
+    }
     if c.state.status == "paused" {
         let _ = pause(inner, &c.id, false).await;
     }
@@ -608,6 +804,7 @@ pub async fn stop(inner: &Arc<Inner>, key: &str, opts: StopOptions) -> ApiResult
         send_signal(inner, &c.id, "SIGKILL").await?;
         wait_stopped(inner, &c.id, Some(Duration::from_secs(30))).await;
     }
+    publish(inner, &c.id, "stop", &[]);
     Ok(())
 }
 
@@ -620,7 +817,15 @@ pub async fn kill(inner: &Arc<Inner>, key: &str, signal: Option<String>) -> ApiR
             c.id
         )));
     }
-    send_signal(inner, &c.id, signal.as_deref().unwrap_or("SIGKILL")).await
+    let sig = signal.as_deref().unwrap_or("SIGKILL");
+    if restart::is_fatal(sig, c.config.stop_signal.as_deref()) {
+        if restart::stopped_by_user(inner, &c.id)? {
+            return Ok(());
+        }
+    } else if c.state.status == "restarting" {
+        return Ok(());
+    }
+    send_signal(inner, &c.id, sig).await
 }
 
 /// Pause or unpause through the runtime (`berth runtime --root R pause|resume ID`).
@@ -647,10 +852,21 @@ pub async fn pause(inner: &Arc<Inner>, key: &str, on: bool) -> ApiResult<()> {
             )))
         }
     }
-    let (exe, root, id) = (inner.exe.clone(), runtime_root(inner), c.id.clone());
+    let (root, id) = (runtime_root_of(inner, &c), c.id.clone());
+    let mut cmd = match external_runtime(inner, &c) {
+        Some((_, r)) => {
+            let mut cmd = std::process::Command::new(&r.path);
+            cmd.args(&r.runtime_args);
+            cmd
+        }
+        None => {
+            let mut cmd = std::process::Command::new(&inner.exe);
+            cmd.arg("runtime");
+            cmd
+        }
+    };
     blocking(move || {
-        let out = std::process::Command::new(&exe)
-            .arg("runtime")
+        let out = cmd
             .arg("--root")
             .arg(&root)
             .arg(if on { "pause" } else { "resume" })
@@ -673,6 +889,7 @@ pub async fn pause(inner: &Arc<Inner>, key: &str, on: bool) -> ApiResult<()> {
             "running".into()
         }
     })?;
+    publish(inner, &c.id, if on { "pause" } else { "unpause" }, &[]);
     Ok(())
 }
 
@@ -715,22 +932,42 @@ pub fn wait(inner: &Arc<Inner>, key: &str, cond: WaitCondition) -> ApiResult<Wai
 }
 
 async fn remove_now(inner: &Arc<Inner>, id: &str) -> ApiResult<()> {
+    health::stop(inner, id);
+    inner.restart.reset(id);
+    let gone = lookup(inner, id).ok();
     let (i2, id2) = (inner.clone(), id.to_string());
     blocking(move || {
         let _ = std::fs::remove_dir_all(state_dir(&i2, &id2));
+        let _ = super::networks::forget(&i2, &id2);
         crate::bundle::remove(&i2.images, &i2.opts.data_root, &id2).map_err(internal)?;
         i2.store.delete(&id2).map_err(internal)?;
-        i2.containers.lock().map_err(|_| poisoned())?.remove(&id2);
+        let gone = i2.containers.lock().map_err(|_| poisoned())?.remove(&id2);
+        if let Some(c) = gone {
+            super::volumes::container_removed(&i2, &c, c.host_config.auto_remove);
+        }
         Ok(())
     })
     .await?;
+    if let Some(c) = gone {
+        inner.bus.container(&c, "destroy", &[]);
+    }
     let _ = inner.events.send(Event::Destroy(id.to_string()));
     Ok(())
 }
 
 /// `DELETE /containers/{id}`.
 pub async fn remove(inner: &Arc<Inner>, key: &str, opts: ContainerRemoveOptions) -> ApiResult<()> {
-    let c = lookup(inner, key)?;
+    let mut c = lookup(inner, key)?;
+    if c.state.status == "restarting" {
+        if !opts.force {
+            return Err(ApiError::Conflict(format!(
+                "cannot remove container \"/{}\": container is restarting: stop the container before removing or force remove",
+                c.name
+            )));
+        }
+        restart::stopped_by_user(inner, &c.id)?;
+        c = lookup(inner, &c.id)?;
+    }
     if is_running(&c) {
         if !opts.force {
             return Err(ApiError::Conflict(format!(
@@ -754,7 +991,11 @@ pub async fn remove(inner: &Arc<Inner>, key: &str, opts: ContainerRemoveOptions)
         )
         .await;
     }
-    remove_now(inner, &c.id).await
+    remove_now(inner, &c.id).await?;
+    if opts.volumes {
+        super::volumes::container_removed(inner, &c, true);
+    }
+    Ok(())
 }
 
 /// `POST /containers/{id}/rename`.
@@ -771,32 +1012,146 @@ pub fn rename(inner: &Arc<Inner>, key: &str, new_name: &str) -> ApiResult<()> {
         }
     }
     update(inner, &c.id, |c| c.name = n)?;
+    publish(
+        inner,
+        &c.id,
+        "rename",
+        &[("oldName", format!("/{}", c.name))],
+    );
     Ok(())
 }
 
-/// `POST /containers/prune`: removes stopped containers.
-pub async fn prune(inner: &Arc<Inner>) -> ApiResult<ContainerPruneResponse> {
+/// `POST /containers/prune`: removes stopped containers (filters `label`, `label!`,
+/// `until`), answering their IDs and the size of their writable layers.
+pub async fn prune(inner: &Arc<Inner>, filters: api::Filters) -> ApiResult<ContainerPruneResponse> {
+    filters.validate(api::filters::CONTAINER_PRUNE_FILTERS)?;
+    let until = match filters.get("until").first() {
+        Some(u) => Some(parse_until(u)?),
+        None => None,
+    };
     let ids: Vec<String> = inner
         .containers
         .lock()
         .map_err(|_| poisoned())?
         .values()
         .filter(|c| !is_running(c))
+        .filter(|c| {
+            let labels = c.config.labels.clone().unwrap_or_default();
+            filters.match_labels("label", &labels)
+                && !(filters.contains("label!") && filters.match_labels("label!", &labels))
+                && until.is_none_or(|u| c.created_unix < u)
+        })
         .map(|c| c.id.clone())
         .collect();
     let mut done = Vec::new();
+    let mut space = 0u64;
     for id in ids {
+        let upper = crate::bundle::dir(&inner.opts.data_root, &id).join("upper");
+        let size = blocking(move || Ok(dir_size(&upper))).await.unwrap_or(0);
         if remove(inner, &id, ContainerRemoveOptions::default())
             .await
             .is_ok()
         {
             done.push(id);
+            space += size;
         }
     }
+    let mut a = std::collections::BTreeMap::new();
+    a.insert("reclaimed".to_string(), space.to_string());
+    inner.bus.publish("container", "prune", "", a);
     Ok(ContainerPruneResponse {
         containers_deleted: Some(done),
-        space_reclaimed: 0,
+        space_reclaimed: space,
     })
+}
+
+/// A prune `until`: Unix seconds, RFC 3339, or a Go duration before now (`24h`, `10m`).
+pub(crate) fn parse_until(u: &str) -> ApiResult<i64> {
+    let bad = || ApiError::InvalidParameter(format!("invalid value for until: {u:?}"));
+    if let Ok(t) = u.parse::<api::time::Timestamp>() {
+        return Ok(t.seconds);
+    }
+    if let Some(n) = shim::timefmt::parse_rfc3339_nanos(u.as_bytes()) {
+        return Ok((n / 1_000_000_000) as i64);
+    }
+    let (num, unit) = u.split_at(u.find(|c: char| c.is_ascii_alphabetic()).ok_or_else(bad)?);
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "h" => n * 3600.0,
+        "m" => n * 60.0,
+        "s" => n,
+        "ms" => n / 1000.0,
+        _ => return Err(bad()),
+    };
+    Ok(api::time::Timestamp::now().seconds - secs as i64)
+}
+
+/// Bytes under `p` (files' sizes, symlinks not followed).
+fn dir_size(p: &Path) -> u64 {
+    let Ok(md) = std::fs::symlink_metadata(p) else {
+        return 0;
+    };
+    if !md.is_dir() {
+        return md.len();
+    }
+    std::fs::read_dir(p)
+        .map(|rd| rd.flatten().map(|e| dir_size(&e.path())).sum())
+        .unwrap_or(0)
+}
+
+/// `GET /system/df`: images (with how many containers use them), containers with the sizes
+/// of their writable layers, no volumes or build cache (berth has none yet).
+pub async fn disk_usage(inner: &Arc<Inner>, opts: DiskUsageOptions) -> ApiResult<DiskUsage> {
+    let want = |t: &str| opts.types.is_empty() || opts.types.iter().any(|x| x == t);
+    let mut du = DiskUsage::default();
+    let images = super::images::list(inner, ImageListOptions::default()).await?;
+    let image_size: std::collections::HashMap<String, i64> =
+        images.iter().map(|i| (i.id.clone(), i.size)).collect();
+    if want("image") {
+        du.layers_size = images.iter().map(|i| i.size).sum();
+        du.images = Some(
+            images
+                .iter()
+                .map(|i| serde_json::to_value(i).map_err(internal))
+                .collect::<ApiResult<_>>()?,
+        );
+    }
+    if want("container") {
+        let list = list(
+            inner,
+            ContainerListOptions {
+                all: true,
+                ..Default::default()
+            },
+        )?;
+        let root = inner.opts.data_root.clone();
+        let list = blocking(move || {
+            Ok(list
+                .into_iter()
+                .map(|mut c| {
+                    c.size_rw =
+                        Some(dir_size(&crate::bundle::dir(&root, &c.id).join("upper")) as i64);
+                    c.size_root_fs = Some(
+                        c.size_rw.unwrap_or(0) + image_size.get(&c.image_id).copied().unwrap_or(0),
+                    );
+                    c
+                })
+                .collect::<Vec<_>>())
+        })
+        .await?;
+        du.containers = Some(
+            list.iter()
+                .map(|c| serde_json::to_value(c).map_err(internal))
+                .collect::<ApiResult<_>>()?,
+        );
+    }
+    if want("volume") {
+        du.volumes = Some(Vec::new());
+    }
+    if want("build-cache") {
+        du.build_cache = Some(Vec::new());
+    }
+    Ok(du)
 }
 
 // ---------------------------------------------------------------- views
@@ -808,8 +1163,20 @@ fn status_text(c: &ContainerRecord) -> String {
             .unwrap_or(0);
         human_duration(api::time::Timestamp::now().seconds - secs)
     };
+    let health = match &c.state.health {
+        Some(h) if h.status == "starting" => " (health: starting)".to_string(),
+        Some(h) if !h.status.is_empty() && health::probe_args(&c.config).is_some() => {
+            format!(" ({})", h.status)
+        }
+        _ => String::new(),
+    };
     match c.state.status.as_str() {
-        "running" => format!("Up {}", ago(&c.state.started_at)),
+        "running" => format!("Up {}{health}", ago(&c.state.started_at)),
+        "restarting" => format!(
+            "Restarting ({}) {} ago",
+            c.state.exit_code,
+            ago(&c.state.finished_at)
+        ),
         "paused" => format!("Up {} (Paused)", ago(&c.state.started_at)),
         "created" => "Created".into(),
         "exited" => format!(
@@ -867,16 +1234,53 @@ pub fn list(inner: &Arc<Inner>, opts: ContainerListOptions) -> ApiResult<Vec<Con
         if !st.is_empty() && !st.iter().any(|s| *s == c.state.status) {
             continue;
         }
+        for h in f.get("health") {
+            if !matches!(h, "starting" | "healthy" | "unhealthy" | "none") {
+                return Err(ApiError::InvalidParameter(format!(
+                    "Unrecognised filter value for health: {h}"
+                )));
+            }
+        }
+        if !f.exact_match("health", health::filter_value(&c)) {
+            continue;
+        }
+        // exited=<code>: stopped containers that ran and exited with that code (docker's).
+        let exited = f.get("exited");
+        if !exited.is_empty()
+            && (is_running(&c)
+                || c.state.started_at == ZERO_TIME
+                || !exited
+                    .iter()
+                    .any(|e| e.parse::<i64>().ok() == Some(c.state.exit_code)))
+        {
+            continue;
+        }
         let labels = c.config.labels.clone().unwrap_or_default();
         if f.contains("label") && !f.match_labels("label", &labels) {
+            continue;
+        }
+        let vols = f.get("volume");
+        if !vols.is_empty()
+            && !c
+                .mounts
+                .iter()
+                .any(|m| vols.iter().any(|v| *v == m.name || *v == m.destination))
+        {
             continue;
         }
         let anc = f.get("ancestor");
         if !anc.is_empty() && !anc.iter().any(|a| *a == c.image || c.image_id.contains(a)) {
             continue;
         }
+        // docker quotes the arguments that hold a space: `sh -c 'exit 3'`.
         let mut cmd = vec![c.path.clone()];
-        cmd.extend(c.args.iter().cloned());
+        cmd.extend(c.args.iter().map(|a| {
+            if a.contains(' ') {
+                format!("'{a}'")
+            } else {
+                a.clone()
+            }
+        }));
         out.push(ContainerSummary {
             id: c.id.clone(),
             names: vec![format!("/{}", c.name)],
@@ -888,6 +1292,8 @@ pub fn list(inner: &Arc<Inner>, opts: ContainerListOptions) -> ApiResult<Vec<Con
             state: c.state.status.clone(),
             status: status_text(&c),
             host_config: Some(serde_json::json!({"NetworkMode": c.host_config.network_mode})),
+            ports: super::networks::summary_ports(inner, &c),
+            mounts: super::volumes::mount_points(&c),
             ..Default::default()
         });
         if opts.limit.is_some_and(|l| out.len() >= l) {
@@ -916,7 +1322,7 @@ pub fn inspect(inner: &Arc<Inner>, key: &str) -> ApiResult<ContainerInspect> {
         args: c.args.clone(),
         state: ContainerState {
             status: c.state.status.clone(),
-            running: c.state.status == "running" || c.state.status == "paused",
+            running: is_running(&c),
             paused: c.state.status == "paused",
             restarting: c.state.status == "restarting",
             oom_killed: c.state.oom_killed,
@@ -926,7 +1332,11 @@ pub fn inspect(inner: &Arc<Inner>, key: &str) -> ApiResult<ContainerInspect> {
             error: c.state.error.clone(),
             started_at: c.state.started_at.clone(),
             finished_at: c.state.finished_at.clone(),
-            health: None,
+            health: c
+                .state
+                .health
+                .clone()
+                .filter(|_| health::probe_args(&c.config).is_some()),
         },
         image: c.image_id.clone(),
         resolv_conf_path: dir.join("resolv.conf").display().to_string(),
@@ -948,7 +1358,8 @@ pub fn inspect(inner: &Arc<Inner>, key: &str) -> ApiResult<ContainerInspect> {
             data: None,
         },
         config: c.config.clone(),
-        network_settings: NetworkSettings::default(),
+        network_settings: super::networks::settings(inner, &c),
+        mounts: super::volumes::mount_points(&c),
         ..Default::default()
     })
 }
@@ -1160,6 +1571,7 @@ pub async fn attach(
         let w = attached.stream.try_clone().map_err(internal)?;
         pump_stdin(stdin, w);
     }
+    publish(inner, &c.id, "attach", &[]);
     Ok(AttachOutput {
         tty: attached.tty,
         detach_keys: opts
@@ -1284,7 +1696,16 @@ pub fn exec_create(inner: &Arc<Inner>, key: &str, config: ExecConfig) -> ApiResu
             c.id
         )));
     }
+    if !config.user.is_empty() {
+        // Refused here, before any stream is hijacked, with the runtime's message.
+        parse_user(inner, &c.id, &config.user)?;
+    }
     let id = ::image::content::random_hex(32).map_err(internal)?;
+    let action = format!(
+        "exec_create: {}",
+        config.cmd.clone().unwrap_or_default().join(" ")
+    );
+    inner.bus.container(&c, &action, &[("execID", id.clone())]);
     inner.execs.lock().map_err(|_| poisoned())?.insert(
         id.clone(),
         ExecRecord {
@@ -1322,23 +1743,19 @@ fn set_exec(inner: &Inner, id: &str, f: impl FnOnce(&mut ExecRecord)) {
     }
 }
 
-fn parse_user(u: &str) -> ApiResult<serde_json::Value> {
-    let (a, b) = u.split_once(':').unwrap_or((u, ""));
-    let uid: u32 = a.parse().map_err(|_| {
-        ApiError::NotImplemented(format!(
-            "exec --user {u:?}: only numeric uid[:gid] is supported yet"
-        ))
+/// `exec -u` (`name`, `uid`, `name:group`, `uid:gid`…) resolved against the container's
+/// own /etc/passwd and /etc/group, as docker does.
+fn parse_user(inner: &Inner, id: &str, u: &str) -> ApiResult<serde_json::Value> {
+    let rootfs = crate::bundle::dir(&inner.opts.data_root, id).join("rootfs");
+    let x = ::image::spec::resolve_user(&rootfs, u, &[]).map_err(|e| match e {
+        ::image::spec::SpecError::Io { .. } => internal(e),
+        e => ApiError::InvalidParameter(e.to_string()),
     })?;
-    let gid: u32 = if b.is_empty() {
-        uid
-    } else {
-        b.parse().map_err(|_| {
-            ApiError::NotImplemented(format!(
-                "exec --user {u:?}: only numeric uid[:gid] is supported yet"
-            ))
-        })?
-    };
-    Ok(serde_json::json!({"uid": uid, "gid": gid}))
+    let mut v = serde_json::json!({"uid": x.uid, "gid": x.gid});
+    if !x.additional_gids.is_empty() {
+        v["additionalGids"] = serde_json::json!(x.additional_gids);
+    }
+    Ok(v)
 }
 
 /// `POST /exec/{id}/start`: `stdin` None means detached (returns None).
@@ -1371,9 +1788,14 @@ pub async fn exec_start(
         process["cwd"] = e.config.working_dir.clone().into();
     }
     if !e.config.user.is_empty() {
-        process["user"] = parse_user(&e.config.user)?;
+        process["user"] = parse_user(inner, &c.id, &e.config.user)?;
     }
     let tty = e.config.tty || config.tty;
+    if let Some([h, w]) = console_size(config.console_size.as_ref().or(e.config.console_size.as_ref())) {
+        if tty {
+            process["consoleSize"] = serde_json::json!({"height": h, "width": w});
+        }
+    }
     let detach = stdin.is_none();
     let req = ExecRequest {
         id: id.to_string(),
@@ -1400,14 +1822,27 @@ pub async fn exec_start(
         e.running = true;
         e.pid = reply.pid.unwrap_or(0) as i64;
     });
+    let cmdline = e.config.cmd.clone().unwrap_or_default().join(" ");
+    inner.bus.container(
+        &c,
+        &format!("exec_start: {cmdline}"),
+        &[("execID", id.to_string())],
+    );
     let finish = {
         let (inner, id, sd) = (inner.clone(), id.to_string(), sd.clone());
+        let c = c.clone();
         move || {
             let st = shim::client::wait_exec(&sd, &id);
+            let code = st.as_ref().map(|s| s.exit_code as i64).unwrap_or(126);
             set_exec(&inner, &id, |e| {
                 e.running = false;
-                e.exit_code = Some(st.as_ref().map(|s| s.exit_code as i64).unwrap_or(126));
+                e.exit_code = Some(code);
             });
+            inner.bus.container(
+                &c,
+                "exec_die",
+                &[("execID", id.clone()), ("exitCode", code.to_string())],
+            );
             None
         }
     };

@@ -206,12 +206,17 @@ pub async fn tag(inner: &Arc<Inner>, name: &str, repo: &str, tag: &str) -> ApiRe
     let (inner, name) = (inner.clone(), name.to_string());
     let target = format!("{repo}:{}", if tag.is_empty() { "latest" } else { tag });
     blocking(move || {
-        inner.images.resolve(&name).map_err(|_| no_image(&name))?;
+        let img = inner.images.resolve(&name).map_err(|_| no_image(&name))?;
         inner
             .images
             .tag(&name, &target)
             .map(|_| ())
-            .map_err(|e| ApiError::InvalidParameter(e.to_string()))
+            .map_err(|e| ApiError::InvalidParameter(e.to_string()))?;
+        let shown = ::image::Reference::parse_normalized(&target)
+            .map(|r| r.familiar_string())
+            .unwrap_or(target);
+        inner.bus.image("tag", &img.id.to_string(), &shown);
+        Ok(())
     })
     .await
 }
@@ -224,7 +229,12 @@ pub async fn remove(
 ) -> ApiResult<Vec<ImageDeleteItem>> {
     let (inner, name) = (inner.clone(), name.to_string());
     blocking(move || {
-        inner.images.resolve(&name).map_err(|_| no_image(&name))?;
+        let img_id = inner
+            .images
+            .resolve(&name)
+            .map_err(|_| no_image(&name))?
+            .id
+            .to_string();
         let users: Vec<(String, String, bool)> = inner
             .containers
             .lock()
@@ -258,14 +268,20 @@ pub async fn remove(
         Ok(o.items
             .into_iter()
             .map(|i| match i {
-                DeleteItem::Untagged(t) => ImageDeleteItem {
-                    untagged: Some(t),
-                    deleted: None,
-                },
-                DeleteItem::Deleted(d) => ImageDeleteItem {
-                    untagged: None,
-                    deleted: Some(d.to_string()),
-                },
+                DeleteItem::Untagged(t) => {
+                    inner.bus.image("untag", &img_id, &img_id);
+                    ImageDeleteItem {
+                        untagged: Some(t),
+                        deleted: None,
+                    }
+                }
+                DeleteItem::Deleted(d) => {
+                    inner.bus.image("delete", &d.to_string(), &d.to_string());
+                    ImageDeleteItem {
+                        untagged: None,
+                        deleted: Some(d.to_string()),
+                    }
+                }
             })
             .collect())
     })
@@ -385,7 +401,14 @@ pub async fn pull(
         })
         .await;
         match added {
-            Ok(_) => progress.release(),
+            Ok(_) => {
+                inner.bus.image(
+                    "pull",
+                    &reference.familiar_string(),
+                    &reference.familiar_name(),
+                );
+                progress.release()
+            }
             Err(e) => {
                 let _ = tx.send(Err(e));
             }
@@ -395,4 +418,47 @@ pub async fn pull(
         rx,
         |mut rx| async move { rx.recv().await.map(|m| (m, rx)) },
     )))
+}
+
+/// `POST /images/prune`: removes images no container uses: only dangling ones (no tag)
+/// unless `dangling=false` (`docker image prune -a`); filters `label`, `label!`, `until`.
+pub async fn prune(inner: &Arc<Inner>, filters: api::Filters) -> ApiResult<ImagePruneResponse> {
+    filters.validate(api::filters::IMAGE_PRUNE_FILTERS)?;
+    let dangling_only = filters.bool_value("dangling")?.unwrap_or(true);
+    let until = match filters.get("until").first() {
+        Some(u) => Some(super::containers::parse_until(u)?),
+        None => None,
+    };
+    let images = list(inner, ImageListOptions::default()).await?;
+    let mut deleted = Vec::new();
+    let mut space = 0u64;
+    for img in images {
+        let dangling = img.repo_tags.iter().all(|t| t == "<none>:<none>");
+        let labels = img.labels.clone().unwrap_or_default();
+        if img.containers > 0
+            || (dangling_only && !dangling)
+            || !filters.match_labels("label", &labels)
+            || (filters.contains("label!") && filters.match_labels("label!", &labels))
+            || until.is_some_and(|u| img.created >= u)
+        {
+            continue;
+        }
+        let opts = ImageRemoveOptions {
+            force: !dangling,
+            noprune: false,
+        };
+        if let Ok(items) = remove(inner, &img.id, opts).await {
+            if items.iter().any(|i| i.deleted.is_some()) {
+                space += img.size.max(0) as u64;
+            }
+            deleted.extend(items);
+        }
+    }
+    let mut a = std::collections::BTreeMap::new();
+    a.insert("reclaimed".to_string(), space.to_string());
+    inner.bus.publish("image", "prune", "", a);
+    Ok(ImagePruneResponse {
+        images_deleted: Some(deleted),
+        space_reclaimed: space,
+    })
 }

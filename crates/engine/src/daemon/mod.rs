@@ -6,13 +6,19 @@
 
 mod archive;
 mod changes;
+mod config;
 mod containers;
+mod events;
+mod health;
 mod images;
+mod restart;
 mod stats;
+mod networks;
 mod store;
 mod system;
 mod transfer;
 mod update;
+mod volumes;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -57,6 +63,9 @@ pub enum Error {
     /// The registry client could not be made.
     #[error("cannot make the registry client: {0}")]
     Registry(String),
+    /// The network options or state are unusable.
+    #[error("networking: {0}")]
+    Network(String),
 }
 
 /// What the daemon is told on its command line (dockerd's flags).
@@ -74,6 +83,18 @@ pub struct DaemonOptions {
     pub live_restore: bool,
     /// `debug`, `info`, `warn`, `error`, `fatal`.
     pub log_level: String,
+    /// OCI runtimes by name (`berth` is the built-in one).
+    pub runtimes: std::collections::BTreeMap<String, config::RuntimeSpec>,
+    /// The runtime of containers that do not name one.
+    pub default_runtime: String,
+    /// Default json-file log options (`max-size`, `max-file`) of daemon.json's `log-opts`.
+    pub log_opts: std::collections::BTreeMap<String, String>,
+    /// The default bridge's link name (`berth0`; a daemon with its own exec root gets its own).
+    pub bridge_name: Option<String>,
+    /// The default bridge's address and prefix, `172.17.0.1/16` (default: picked from the pools).
+    pub bip: Option<String>,
+    /// Subnet pools, `base=10.10.0.0/16,size=24` (default: Docker's).
+    pub default_address_pools: Vec<String>,
 }
 
 impl Default for DaemonOptions {
@@ -85,6 +106,14 @@ impl Default for DaemonOptions {
             insecure_registries: Vec::new(),
             live_restore: false,
             log_level: "info".into(),
+            runtimes: [(config::BUILTIN_RUNTIME.to_string(), config::RuntimeSpec::default())]
+                .into_iter()
+                .collect(),
+            default_runtime: config::BUILTIN_RUNTIME.into(),
+            log_opts: Default::default(),
+            bridge_name: None,
+            bip: None,
+            default_address_pools: Vec::new(),
         }
     }
 }
@@ -98,24 +127,105 @@ struct Cli {
     /// Daemon socket(s) to listen on (unix:///path, tcp://127.0.0.1:port).
     #[arg(short = 'H', long = "host")]
     host: Vec<String>,
-    /// Root of persistent state.
-    #[arg(long, default_value = "/var/lib/berth")]
-    data_root: PathBuf,
-    /// Root of runtime state.
-    #[arg(long, default_value = "/run/berth")]
-    exec_root: PathBuf,
+    /// Root of persistent state [default: /var/lib/berth].
+    #[arg(long)]
+    data_root: Option<PathBuf>,
+    /// Root of runtime state [default: /run/berth].
+    #[arg(long)]
+    exec_root: Option<PathBuf>,
     /// Registries reached over plain HTTP.
     #[arg(long = "insecure-registry")]
     insecure_registry: Vec<String>,
-    /// Log level.
-    #[arg(short = 'l', long, default_value = "info")]
-    log_level: String,
+    /// Log level [default: info].
+    #[arg(short = 'l', long)]
+    log_level: Option<String>,
     /// Keep containers alive while the daemon is down.
     #[arg(long)]
     live_restore: bool,
-    /// dockerd's daemon.json (ignored).
+    /// An OCI runtime: NAME=PATH of a runc-compatible binary (repeatable).
+    #[arg(long = "add-runtime")]
+    add_runtime: Vec<String>,
+    /// The runtime of containers that do not name one [default: berth].
+    #[arg(long)]
+    default_runtime: Option<String>,
+    /// Name of the default bridge link.
+    #[arg(long = "bridge-name")]
+    bridge_name: Option<String>,
+    /// Address and prefix of the default bridge (`172.17.0.1/16`).
+    #[arg(long)]
+    bip: Option<String>,
+    /// Subnet pools for networks: `base=10.10.0.0/16,size=24` (repeatable).
+    #[arg(long = "default-address-pools")]
+    default_address_pools: Vec<String>,
+    /// dockerd-style daemon.json [default: /etc/berth/daemon.json when it exists].
     #[arg(long)]
     config_file: Option<PathBuf>,
+}
+
+/// Merges the command line with daemon.json into the daemon's options.
+fn options(cli: Cli) -> Result<DaemonOptions, config::ConfigError> {
+    let path = cli.config_file.clone().or_else(|| {
+        let p = PathBuf::from(config::DEFAULT_CONFIG_FILE);
+        p.exists().then_some(p)
+    });
+    let file = match &path {
+        Some(p) => {
+            let mut given = Vec::new();
+            for (on, name) in [
+                (!cli.host.is_empty(), "hosts"),
+                (cli.data_root.is_some(), "data-root"),
+                (cli.exec_root.is_some(), "exec-root"),
+                (!cli.insecure_registry.is_empty(), "insecure-registries"),
+                (cli.log_level.is_some(), "log-level"),
+                (cli.default_runtime.is_some(), "default-runtime"),
+                (cli.bip.is_some(), "bip"),
+                (!cli.default_address_pools.is_empty(), "default-address-pools"),
+            ] {
+                if on {
+                    given.push(name);
+                }
+            }
+            config::load(p, &given)?
+        }
+        None => config::FileConfig::default(),
+    };
+    let d = DaemonOptions::default();
+    let runtimes = config::runtimes(&cli.add_runtime, file.runtimes.as_ref())?;
+    let default_runtime = cli
+        .default_runtime
+        .or(file.default_runtime)
+        .unwrap_or(d.default_runtime);
+    config::check_default(&default_runtime, &runtimes)?;
+    Ok(DaemonOptions {
+        hosts: if !cli.host.is_empty() {
+            cli.host
+        } else {
+            file.hosts.unwrap_or(d.hosts)
+        },
+        data_root: cli.data_root.or(file.data_root).unwrap_or(d.data_root),
+        exec_root: cli.exec_root.or(file.exec_root).unwrap_or(d.exec_root),
+        insecure_registries: if !cli.insecure_registry.is_empty() {
+            cli.insecure_registry
+        } else {
+            file.insecure_registries.unwrap_or_default()
+        },
+        live_restore: cli.live_restore || file.live_restore.unwrap_or(false),
+        log_level: cli.log_level.or(file.log_level).unwrap_or(d.log_level),
+        runtimes,
+        default_runtime,
+        log_opts: file.log_opts.unwrap_or_default(),
+        bridge_name: cli.bridge_name,
+        bip: cli.bip.or(file.bip),
+        default_address_pools: if !cli.default_address_pools.is_empty() {
+            cli.default_address_pools
+        } else {
+            file.default_address_pools
+                .unwrap_or_default()
+                .into_iter()
+                .map(|p| format!("base={},size={}", p.base, p.size))
+                .collect()
+        },
+    })
 }
 
 /// `berth daemon ARGS…` (`args[0]` is the program name): parses dockerd-style flags and
@@ -128,23 +238,12 @@ pub fn main(args: Vec<String>) -> i32 {
             return if e.use_stderr() { 125 } else { 0 };
         }
     };
-    if let Some(f) = &cli.config_file {
-        eprintln!(
-            "berth daemon: warning: --config-file {} is ignored (daemon.json is not supported yet)",
-            f.display()
-        );
-    }
-    let opts = DaemonOptions {
-        hosts: if cli.host.is_empty() {
-            DaemonOptions::default().hosts
-        } else {
-            cli.host
-        },
-        data_root: cli.data_root,
-        exec_root: cli.exec_root,
-        insecure_registries: cli.insecure_registry,
-        live_restore: cli.live_restore,
-        log_level: cli.log_level,
+    let opts = match options(cli) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("berth daemon: {e}");
+            return 1;
+        }
     };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -233,8 +332,16 @@ pub(crate) struct Inner {
     pub containers: Mutex<HashMap<String, ContainerRecord>>,
     pub execs: Mutex<HashMap<String, containers::ExecRecord>>,
     pub events: tokio::sync::broadcast::Sender<Event>,
+    /// `GET /events`: the Docker event bus.
+    pub bus: events::Bus,
+    /// Restart-policy backoff delays.
+    pub restart: restart::Backoff,
+    /// Health-check tasks.
+    pub health: health::Monitors,
     pub exe: PathBuf,
     pub registry: registry::Client,
+    pub networks: networks::Networks,
+    pub volumes: volumes::Volumes,
 }
 
 /// The daemon: implements [`api::Backend`].
@@ -255,8 +362,12 @@ impl Daemon {
             path: opts.data_root.clone(),
             source,
         })?;
-        let store = store::Store::open(&opts.data_root.join("engine.redb"))?;
-        let exe = match runtime::exe_guard::sealed_path() {
+        let store = store::Store::open(
+            images.store.database(),
+            images.store.path(),
+            &opts.data_root.join("engine.redb"),
+        )?;
+        let exe = match runtime::exe_guard::sealed_path_in(&opts.exec_root.join("exe")) {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("berth daemon: warning: cannot seal the berth binary ({e}); containers' shims use /proc/self/exe");
@@ -269,7 +380,9 @@ impl Daemon {
             ..Default::default()
         })
         .map_err(|e| Error::Registry(e.to_string()))?;
+        let networks = networks::Networks::open(&opts, store.db())?;
         let records = store.load_all()?;
+        let volumes = volumes::Volumes::open(&opts.data_root, &store)?;
         let (events, _) = tokio::sync::broadcast::channel(256);
         let inner = Arc::new(Inner {
             opts,
@@ -278,10 +391,18 @@ impl Daemon {
             containers: Mutex::new(records.into_iter().map(|c| (c.id.clone(), c)).collect()),
             execs: Mutex::new(HashMap::new()),
             events,
+            bus: events::Bus::new(),
+            restart: restart::Backoff::default(),
+            health: health::Monitors::default(),
             exe,
             registry,
+            networks,
+            volumes,
         });
         containers::reconcile(&inner);
+        volumes::reconcile(&inner);
+        networks::restore(&inner);
+        restart::on_daemon_start(&inner);
         Ok(Daemon { inner })
     }
 }
@@ -294,11 +415,11 @@ impl Backend for Daemon {
     async fn info(&self) -> ApiResult<SystemInfo> {
         system::info(&self.inner)
     }
-    async fn disk_usage(&self, _opts: DiskUsageOptions) -> ApiResult<DiskUsage> {
-        Err(ApiError::not_implemented("system df"))
+    async fn disk_usage(&self, opts: DiskUsageOptions) -> ApiResult<DiskUsage> {
+        containers::disk_usage(&self.inner, opts).await
     }
-    async fn events(&self, _opts: EventsOptions) -> ApiResult<JsonStream<EventMessage>> {
-        Ok(Box::pin(futures_util::stream::pending()))
+    async fn events(&self, opts: EventsOptions) -> ApiResult<JsonStream<EventMessage>> {
+        Ok(self.inner.bus.subscribe(opts))
     }
     async fn auth(&self, auth: AuthConfig) -> ApiResult<AuthResponse> {
         transfer::auth(&self.inner, auth).await
@@ -322,7 +443,9 @@ impl Backend for Daemon {
             Ok(()) | Err(ApiError::NotModified(_)) => {}
             Err(e) => return Err(e),
         }
-        containers::start(&self.inner, id).await
+        containers::start(&self.inner, id).await?;
+        containers::publish(&self.inner, id, "restart", &[]);
+        Ok(())
     }
     async fn container_kill(&self, id: &str, signal: Option<String>) -> ApiResult<()> {
         containers::kill(&self.inner, id, signal).await
@@ -400,8 +523,8 @@ impl Backend for Daemon {
     ) -> ApiResult<AttachOutput> {
         containers::attach(&self.inner, id, opts, stdin).await
     }
-    async fn container_prune(&self, _filters: Filters) -> ApiResult<ContainerPruneResponse> {
-        containers::prune(&self.inner).await
+    async fn container_prune(&self, filters: Filters) -> ApiResult<ContainerPruneResponse> {
+        containers::prune(&self.inner, filters).await
     }
     async fn container_commit(&self, opts: CommitOptions) -> ApiResult<IdResponse> {
         changes::commit(&self.inner, opts).await
@@ -431,6 +554,43 @@ impl Backend for Daemon {
     }
     async fn exec_inspect(&self, id: &str) -> ApiResult<ExecInspect> {
         containers::exec_inspect(&self.inner, id)
+    }
+
+    async fn network_list(&self, filters: Filters) -> ApiResult<Vec<Network>> {
+        networks::list(&self.inner, filters)
+    }
+    async fn network_inspect(&self, id: &str, _verbose: bool) -> ApiResult<Network> {
+        networks::inspect(&self.inner, id)
+    }
+    async fn network_create(&self, req: NetworkCreateRequest) -> ApiResult<NetworkCreateResponse> {
+        networks::create(&self.inner, req).await
+    }
+    async fn network_remove(&self, id: &str) -> ApiResult<()> {
+        networks::remove(&self.inner, id).await
+    }
+    async fn network_connect(&self, id: &str, req: NetworkConnectRequest) -> ApiResult<()> {
+        networks::connect(&self.inner, id, req).await
+    }
+    async fn network_disconnect(&self, id: &str, req: NetworkDisconnectRequest) -> ApiResult<()> {
+        networks::disconnect(&self.inner, id, req).await
+    }
+    async fn network_prune(&self, filters: Filters) -> ApiResult<NetworkPruneResponse> {
+        networks::prune(&self.inner, filters).await
+    }
+    async fn volume_list(&self, filters: Filters) -> ApiResult<VolumeListResponse> {
+        volumes::list(&self.inner, filters).await
+    }
+    async fn volume_create(&self, req: VolumeCreateRequest) -> ApiResult<Volume> {
+        volumes::create(&self.inner, req).await
+    }
+    async fn volume_inspect(&self, name: &str) -> ApiResult<Volume> {
+        volumes::inspect(&self.inner, name).await
+    }
+    async fn volume_remove(&self, name: &str, force: bool) -> ApiResult<()> {
+        volumes::remove(&self.inner, name, force).await
+    }
+    async fn volume_prune(&self, filters: Filters) -> ApiResult<VolumePruneResponse> {
+        volumes::prune(&self.inner, filters).await
     }
 
     async fn image_list(&self, opts: ImageListOptions) -> ApiResult<Vec<ImageSummary>> {

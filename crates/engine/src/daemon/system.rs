@@ -109,7 +109,26 @@ pub fn info(inner: &Inner) -> ApiResult<SystemInfo> {
         mem_total: mem,
         name: host,
         server_version: env!("CARGO_PKG_VERSION").into(),
-        default_runtime: "berth".into(),
+        default_runtime: inner.opts.default_runtime.clone(),
+        runtimes: Some(
+            inner
+                .opts
+                .runtimes
+                .iter()
+                .map(|(k, r)| {
+                    let path = if r.path.is_empty() {
+                        inner.exe.to_string_lossy().into_owned()
+                    } else {
+                        r.path.clone()
+                    };
+                    let mut v = serde_json::json!({ "path": path });
+                    if !r.runtime_args.is_empty() {
+                        v["runtimeArgs"] = serde_json::json!(r.runtime_args);
+                    }
+                    (k.clone(), v)
+                })
+                .collect(),
+        ),
         live_restore_enabled: true,
         security_options: Some(vec!["name=seccomp,profile=builtin".into()]),
         warnings: Some(vec![
@@ -117,6 +136,7 @@ pub fn info(inner: &Inner) -> ApiResult<SystemInfo> {
                 .into(),
         ]),
         system_time: ::image::config::unix_to_rfc3339(api::time::Timestamp::now().seconds, 0),
+        n_events_listener: inner.bus.listeners() as i64,
         ..Default::default()
     })
 }

@@ -1,0 +1,274 @@
+//! berth's nftables rules. berth owns exactly one table (`table ip berth`, or
+//! `berth-<tag>` for a daemon with its own instance tag) and never reads or changes any other
+//! table or chain. The whole table is rendered from the daemon's state ([`Ruleset`]) and
+//! replaced in one atomic `nft -f -` transaction, so a crash never leaves half a change, and
+//! rules of containers that are gone disappear at the next apply.
+//!
+//! What the table holds (iptables-nft's hooks and priorities, so it composes with Docker's or
+//! podman's rules):
+//! * `postrouting` (srcnat): masquerade of each non-internal bridge subnet leaving its bridge,
+//!   and of 127.0.0.0/8 entering a bridge (published ports reached at 127.0.0.1).
+//! * `prerouting` and `output` (dstnat): DNAT of published host ports to the container.
+//! * `forward` (filter): isolation between berth's bridges, and internal bridges cut off from
+//!   every other interface.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::net::Ipv4Addr;
+use std::process::{Command, Stdio};
+
+use crate::ipam::Ipv4Net;
+use crate::ports::Proto;
+
+/// Errors applying rules.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// `nft` could not be run.
+    #[error("cannot run nft (install the nftables package): {0}")]
+    Spawn(std::io::Error),
+    /// `nft` refused the rules.
+    #[error("nft refused berth's rules for table {table}: {stderr}")]
+    Refused { table: String, stderr: String },
+}
+
+/// A bridge network in the rules.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bridge {
+    /// Link name.
+    pub name: String,
+    /// Its subnet.
+    pub subnet: Ipv4Net,
+    /// No traffic to or from other interfaces.
+    pub internal: bool,
+}
+
+/// A published port.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PortMap {
+    /// Protocol.
+    pub proto: Proto,
+    /// Host address (`None`: every local address).
+    pub host_ip: Option<Ipv4Addr>,
+    /// Host port.
+    pub host_port: u16,
+    /// Container address.
+    pub addr: Ipv4Addr,
+    /// Container port.
+    pub port: u16,
+}
+
+/// Everything berth's table holds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Ruleset {
+    /// Table name (`berth`).
+    pub table: String,
+    /// Bridges.
+    pub bridges: Vec<Bridge>,
+    /// Published ports.
+    pub ports: Vec<PortMap>,
+}
+
+fn q(s: &str) -> String {
+    // Names are validated interface names (no quotes or whitespace).
+    format!("\"{s}\"")
+}
+
+impl Ruleset {
+    /// The table in nft's language.
+    pub fn render(&self) -> String {
+        let mut t = String::new();
+        let _ = writeln!(t, "table ip {} {{", self.table);
+        // srcnat
+        t.push_str("  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n");
+        for b in &self.bridges {
+            if !b.internal {
+                let _ = writeln!(
+                    t,
+                    "    ip saddr {} oifname != {} masquerade",
+                    b.subnet,
+                    q(&b.name)
+                );
+            }
+            let _ = writeln!(
+                t,
+                "    ip saddr 127.0.0.0/8 oifname {} masquerade",
+                q(&b.name)
+            );
+        }
+        t.push_str("  }\n");
+        // dstnat
+        for (chain, hook) in [("prerouting", "prerouting"), ("output", "output")] {
+            let _ = writeln!(
+                t,
+                "  chain {chain} {{\n    type nat hook {hook} priority -100; policy accept;"
+            );
+            for p in &self.ports {
+                let m = match p.host_ip {
+                    None => "fib daddr type local".to_string(),
+                    Some(ip) if ip.is_loopback() && chain == "prerouting" => continue,
+                    Some(ip) => format!("ip daddr {ip}"),
+                };
+                let _ = writeln!(
+                    t,
+                    "    {m} {proto} dport {hp} dnat to {a}:{cp}",
+                    proto = p.proto.as_str(),
+                    hp = p.host_port,
+                    a = p.addr,
+                    cp = p.port
+                );
+            }
+            t.push_str("  }\n");
+        }
+        // filter
+        t.push_str(
+            "  chain forward {\n    type filter hook forward priority filter; policy accept;\n",
+        );
+        for b in &self.bridges {
+            if b.internal {
+                let _ = writeln!(t, "    iifname {n} oifname != {n} drop", n = q(&b.name));
+                let _ = writeln!(t, "    oifname {n} iifname != {n} drop", n = q(&b.name));
+            }
+            let others: Vec<String> = self
+                .bridges
+                .iter()
+                .filter(|o| o.name != b.name)
+                .map(|o| q(&o.name))
+                .collect();
+            if !others.is_empty() {
+                let _ = writeln!(
+                    t,
+                    "    iifname {} oifname {{ {} }} drop",
+                    q(&b.name),
+                    others.join(", ")
+                );
+            }
+        }
+        t.push_str("  }\n}\n");
+        t
+    }
+
+    /// Replaces berth's table with this ruleset atomically; with no bridges the table is
+    /// deleted instead.
+    pub fn apply(&self) -> Result<(), Error> {
+        if self.bridges.is_empty() {
+            return delete_table(&self.table);
+        }
+        // Creating it first makes the delete valid when it does not exist yet.
+        let script = format!(
+            "table ip {t} {{}}\ndelete table ip {t}\n{}",
+            self.render(),
+            t = self.table
+        );
+        run_nft(&self.table, &script)
+    }
+}
+
+/// Deletes berth's table if it exists.
+pub fn delete_table(table: &str) -> Result<(), Error> {
+    run_nft(
+        table,
+        &format!("table ip {table} {{}}\ndelete table ip {table}\n"),
+    )
+}
+
+/// Whether the table exists (for tests and diagnostics).
+pub fn table_exists(table: &str) -> bool {
+    Command::new("nft")
+        .args(["list", "table", "ip", table])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn run_nft(table: &str, script: &str) -> Result<(), Error> {
+    let mut child = Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(Error::Spawn)?;
+    if let Some(mut w) = child.stdin.take() {
+        w.write_all(script.as_bytes()).map_err(Error::Spawn)?;
+    }
+    let out = child.wait_with_output().map_err(Error::Spawn)?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(Error::Refused {
+            table: table.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(table: &str) -> Ruleset {
+        Ruleset {
+            table: table.into(),
+            bridges: vec![
+                Bridge {
+                    name: "bt-a".into(),
+                    subnet: "10.201.0.0/24".parse().unwrap(),
+                    internal: false,
+                },
+                Bridge {
+                    name: "bt-b".into(),
+                    subnet: "10.201.1.0/24".parse().unwrap(),
+                    internal: true,
+                },
+            ],
+            ports: vec![
+                PortMap {
+                    proto: Proto::Tcp,
+                    host_ip: None,
+                    host_port: 18080,
+                    addr: Ipv4Addr::new(10, 201, 0, 2),
+                    port: 80,
+                },
+                PortMap {
+                    proto: Proto::Udp,
+                    host_ip: Some(Ipv4Addr::LOCALHOST),
+                    host_port: 18081,
+                    addr: Ipv4Addr::new(10, 201, 0, 2),
+                    port: 53,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn renders() {
+        let t = sample("berth-unit").render();
+        assert!(t.contains("ip saddr 10.201.0.0/24 oifname != \"bt-a\" masquerade"));
+        assert!(!t.contains("ip saddr 10.201.1.0/24"));
+        assert!(t.contains("fib daddr type local tcp dport 18080 dnat to 10.201.0.2:80"));
+        assert_eq!(t.matches("ip daddr 127.0.0.1 udp dport 18081").count(), 1);
+        assert!(t.contains("iifname \"bt-a\" oifname { \"bt-b\" } drop"));
+        assert!(t.contains("iifname \"bt-b\" oifname != \"bt-b\" drop"));
+    }
+
+    #[test]
+    fn applies_and_deletes() {
+        if !nix::unistd::geteuid().is_root() || Command::new("nft").arg("-v").output().is_err() {
+            return;
+        }
+        let table = format!("berth-unit-{}", std::process::id());
+        let r = sample(&table);
+        r.apply().unwrap();
+        assert!(table_exists(&table));
+        r.apply().unwrap(); // replace is idempotent
+        Ruleset {
+            table: table.clone(),
+            ..Default::default()
+        }
+        .apply()
+        .unwrap();
+        assert!(!table_exists(&table));
+        delete_table(&table).unwrap(); // absent is fine
+    }
+}

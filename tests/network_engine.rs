@@ -1,0 +1,841 @@
+//! Networking of berth's daemon, driven by the real docker CLI: containers reach each other by
+//! name and `--network-alias` on a user-defined network (embedded DNS at 127.0.0.11), are
+//! reached from the host through ports published on 127.0.0.1 (TCP and UDP, fixed and random
+//! host ports, `-P`), are isolated between networks, and bad input gets docker's errors. Every
+//! test checks that berth leaves no link, rule or namespace behind (after `rm`, after a daemon
+//! crash, and at the end).
+//!
+//! Each test's daemon has its own default bridge (`--bridge-name`), subnet (`--bip`) and pool
+//! (`--default-address-pools`), so the tests run in parallel with each other and with other
+//! daemon tests. Only loopback and the test's own containers are contacted. Needs root, `nft`
+//! and a docker CLI; otherwise prints SKIP and passes.
+
+#[path = "daemon_common/mod.rs"]
+mod daemon_common;
+
+use daemon_common::*;
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::os::fd::AsFd;
+use std::process::Command;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+/// A sandboxed daemon with its own bridge; its Drop removes containers and networks through
+/// the daemon, then (only if something was left) berth's own bridge and table for this test.
+struct Net {
+    sb: Option<Sandbox>,
+    bridge: String,
+}
+
+impl Net {
+    fn new(test: &str, index: u8) -> Option<Net> {
+        Net::with(test, index, true)
+    }
+
+    /// `bip`: give the default bridge 10.(190+index).0.1/24 explicitly (else it is picked
+    /// from the pool 10.(190+index).0.0/16 in /24s).
+    fn with(test: &str, index: u8, bip: bool) -> Option<Net> {
+        if Command::new("nft").arg("--version").output().is_err() {
+            eprintln!("SKIP {test}: no nft");
+            return None;
+        }
+        let tag = std::process::id() % 10000;
+        let bridge = format!("bt{tag}n{index}");
+        let octet = 190 + index;
+        let bip_v = format!("10.{octet}.0.1/24");
+        let pool = format!("base=10.{octet}.0.0/16,size=24");
+        let mut flags = vec!["--bridge-name", &bridge, "--default-address-pools", &pool];
+        if bip {
+            flags.extend(["--bip", bip_v.as_str()]);
+        }
+        let sb = setup_with(test, &flags)?;
+        Some(Net {
+            sb: Some(sb),
+            bridge,
+        })
+    }
+
+    fn sb(&self) -> &Sandbox {
+        self.sb.as_ref().unwrap()
+    }
+
+    fn table(&self) -> String {
+        format!("berth_{}", self.bridge)
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        self.sb().ok(args).trim().to_string()
+    }
+
+    /// Runs docker, expects failure, returns stderr.
+    fn fails(&self, args: &[&str]) -> String {
+        let o = self.sb().docker(args);
+        assert!(
+            !o.status.success(),
+            "docker {args:?} should have failed: {}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    }
+
+    /// Asserts berth left nothing: no veth on any bridge of this daemon, no default bridge,
+    /// no table (call after every container and network is removed).
+    fn assert_clean(&self, user_bridges: &[String]) {
+        let t = Instant::now();
+        loop {
+            let links = Command::new("ip").args(["-o", "link"]).output().unwrap();
+            let links = String::from_utf8_lossy(&links.stdout).into_owned();
+            let left: Vec<&str> = links
+                .lines()
+                .filter(|l| {
+                    l.contains(&format!(" {}:", self.bridge))
+                        || l.contains(&format!("master {} ", self.bridge))
+                        || user_bridges.iter().any(|b| {
+                            l.contains(&format!(" {b}:")) || l.contains(&format!("master {b} "))
+                        })
+                })
+                .collect();
+            let table = Command::new("nft")
+                .args(["list", "table", "ip", &self.table()])
+                .output()
+                .unwrap()
+                .status
+                .success();
+            let netns = std::fs::read_dir(self.sb().dir.join("exec/netns"))
+                .map(|d| d.count())
+                .unwrap_or(0);
+            if left.is_empty() && !table && netns == 0 {
+                return;
+            }
+            if t.elapsed() > Duration::from_secs(10) {
+                panic!("berth left links {left:?}, table {table}, {netns} namespaces");
+            }
+            sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        if let Some(sb) = self.sb.take() {
+            if let Ok(ids) = String::from_utf8(sb.docker(&["ps", "-aq"]).stdout) {
+                for id in ids.split_whitespace() {
+                    let _ = sb.docker(&["rm", "-f", id]);
+                }
+            }
+            let _ = sb.docker(&["network", "prune", "-f"]);
+            drop(sb);
+        }
+        // Last resort after a failed test: only this test's own table and bridge.
+        let _ = Command::new("nft")
+            .args(["delete", "table", "ip", &self.table()])
+            .output();
+        let _ = Command::new("ip")
+            .args(["link", "delete", &self.bridge])
+            .output();
+    }
+}
+
+/// An HTTP GET of `/` on 127.0.0.1:port, returning the body (retries while the server starts).
+fn http_get(port: u16) -> String {
+    let t = Instant::now();
+    loop {
+        let r = (|| -> std::io::Result<String> {
+            let mut s = TcpStream::connect(("127.0.0.1", port))?;
+            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            s.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+            let mut out = String::new();
+            s.read_to_string(&mut out)?;
+            Ok(out)
+        })();
+        match r {
+            Ok(o) if o.contains("200") => {
+                return o.split("\r\n\r\n").nth(1).unwrap_or("").trim().to_string()
+            }
+            _ if t.elapsed() > Duration::from_secs(10) => {
+                panic!("no answer on 127.0.0.1:{port}: {r:?}")
+            }
+            _ => sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+const HTTPD: &str =
+    "busybox mkdir -p /www && echo hello-$HOSTNAME-$0 > /www/index.html && exec busybox httpd -f -p 80 -h /www";
+
+fn server(n: &Net, name: &str, extra: &[&str]) -> String {
+    let mut args = vec!["run", "--pull", "never", "-d", "--name", name];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["busybox", "sh", "-c", HTTPD, name]);
+    n.ok(&args)
+}
+
+/// `nc NAME 80` from a new container on `net`: the page, or an empty string.
+fn fetch_from(n: &Net, net: &str, target: &str) -> String {
+    let script = format!(
+        "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 3 {target} 80 | busybox tail -n 1"
+    );
+    let o = n.sb().docker(&[
+        "run",
+        "--pull",
+        "never",
+        "--rm",
+        "--network",
+        net,
+        "busybox",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+fn wait_http_in(n: &Net, net: &str, target: &str, want: &str) {
+    let t = Instant::now();
+    loop {
+        let got = fetch_from(n, net, target);
+        if got.contains(want) {
+            return;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "{target} on {net}: got {got:?}, want {want:?}; daemon log: {}",
+            n.sb().daemon_log()
+        );
+        sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn containers_reach_each_other_by_name_and_alias() {
+    let Some(n) = Net::new("containers_reach_each_other_by_name_and_alias", 0) else {
+        return;
+    };
+    let net = format!("app{}", std::process::id());
+    let id = n.ok(&["network", "create", "--label", "team=berth", &net]);
+    assert_eq!(id.len(), 64);
+    let web = server(
+        &n,
+        "web",
+        &["--network", &net, "--network-alias", "frontend"],
+    );
+    wait_http_in(&n, &net, "web", "hello-");
+    wait_http_in(&n, &net, "frontend", "hello-");
+    wait_http_in(&n, &net, &web[..12], "hello-");
+    // resolv.conf points at the embedded server; names outside are refused, not forwarded.
+    let out = n.ok(&[
+        "run", "--pull", "never", "--rm", "--network", &net, "busybox", "sh", "-c",
+        "cat /etc/resolv.conf; busybox nslookup web 127.0.0.11; busybox nslookup nothing.invalid 127.0.0.11; true",
+    ]);
+    assert!(out.contains("nameserver 127.0.0.11"), "{out}");
+    assert!(out.contains("REFUSED"), "{out}");
+    // inspect: the endpoint's address is in the network's subnet.
+    let ip = n.ok(&[
+        "inspect",
+        "-f",
+        &format!("{{{{(index .NetworkSettings.Networks \"{net}\").IPAddress}}}}"),
+        "web",
+    ]);
+    let subnet = n.ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{(index .IPAM.Config 0).Subnet}}",
+        &net,
+    ]);
+    assert!(subnet.starts_with("10.190."), "{subnet}");
+    assert!(
+        ip.starts_with(subnet.trim_end_matches("0/24")),
+        "{ip} in {subnet}"
+    );
+    let members = n.ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{range .Containers}}{{.Name}} {{end}}",
+        &net,
+    ]);
+    assert_eq!(members, "web");
+    assert!(n
+        .ok(&[
+            "network",
+            "ls",
+            "--filter",
+            "label=team=berth",
+            "--format",
+            "{{.Name}}"
+        ])
+        .contains(&net));
+    // --ip on a network with a user subnet, and connect/disconnect of a running container.
+    let fixed = format!("fix{}", std::process::id());
+    n.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.190.77.0/24",
+        "--gateway",
+        "10.190.77.254",
+        &fixed,
+    ]);
+    let out = n.ok(&[
+        "run",
+        "--pull",
+        "never",
+        "--rm",
+        "--network",
+        &fixed,
+        "--ip",
+        "10.190.77.9",
+        "busybox",
+        "sh",
+        "-c",
+        "busybox ip -4 -o addr show eth0; busybox ip route",
+    ]);
+    assert!(out.contains("10.190.77.9/24"), "{out}");
+    assert!(out.contains("default via 10.190.77.254"), "{out}");
+    n.ok(&["network", "connect", &fixed, "web"]);
+    assert!(n.ok(&["inspect", "-f", "{{len .NetworkSettings.Networks}}", "web"]) == "2");
+    wait_http_in(&n, &fixed, "web", "hello-");
+    n.ok(&["network", "disconnect", &fixed, "web"]);
+    assert!(fetch_from(&n, &fixed, "web").is_empty());
+    // /etc/hosts has the container's address; --add-host adds lines.
+    let hosts = n.ok(&[
+        "run",
+        "--pull",
+        "never",
+        "--rm",
+        "--network",
+        &net,
+        "--hostname",
+        "box",
+        "--add-host",
+        "db.example:10.9.8.7",
+        "busybox",
+        "cat",
+        "/etc/hosts",
+    ]);
+    assert!(hosts.contains("10.9.8.7\tdb.example"), "{hosts}");
+    assert!(
+        hosts
+            .lines()
+            .any(|l| l.starts_with("10.190.") && l.ends_with("\tbox")),
+        "{hosts}"
+    );
+    n.ok(&["rm", "-f", "web"]);
+    n.ok(&["network", "rm", &net, &fixed]);
+    n.assert_clean(&[]);
+}
+
+#[test]
+fn published_ports_on_loopback() {
+    let Some(n) = Net::new("published_ports_on_loopback", 1) else {
+        return;
+    };
+    let port = free_port();
+    let spec = format!("127.0.0.1:{port}:80");
+    server(&n, "pub", &["-p", &spec]);
+    assert!(http_get(port).starts_with("hello-"));
+    assert_eq!(
+        n.ok(&["port", "pub"]),
+        format!("80/tcp -> 127.0.0.1:{port}")
+    );
+    assert!(n
+        .ok(&["ps", "--format", "{{.Ports}}"])
+        .contains(&format!("127.0.0.1:{port}->80/tcp")));
+    let ip = n.ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "pub"]);
+    assert!(ip.starts_with("10.191.0."), "{ip}");
+    assert_eq!(
+        n.ok(&["inspect", "-f", "{{.NetworkSettings.Gateway}}", "pub"]),
+        "10.191.0.1"
+    );
+    // A second publication of the port: docker's error, and no container network left over.
+    let err = n.fails(&[
+        "run", "--pull", "never", "-d", "--name", "dup", "-p", &spec, "busybox", "sleep", "60",
+    ]);
+    assert!(err.contains("port is already allocated"), "{err}");
+    // -p 80 (random host port) and -P from --expose.
+    server(&n, "rnd", &["-p", "80", "--expose", "8080", "-P"]);
+    let out = n.ok(&["port", "rnd", "80/tcp"]);
+    let rp: u16 = out
+        .lines()
+        .next()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(rp > 1024, "{out}");
+    assert!(http_get(rp).starts_with("hello-"));
+    assert!(n.ok(&["port", "rnd"]).contains("8080/tcp -> 0.0.0.0:"));
+    // After stop the host port is free again and its rule is gone.
+    n.ok(&["stop", "-t", "1", "pub"]);
+    assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_ok());
+    let rules = Command::new("nft")
+        .args(["list", "table", "ip", &n.table()])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&rules.stdout).contains(&format!("dport {port} ")));
+    n.ok(&["start", "dup"]);
+    n.ok(&["rm", "-f", "pub", "dup", "rnd"]);
+    n.assert_clean(&[]);
+}
+
+#[test]
+fn udp_published_port() {
+    let Some(n) = Net::new("udp_published_port", 2) else {
+        return;
+    };
+    let port = {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.local_addr().unwrap().port()
+    };
+    let spec = format!("127.0.0.1:{port}:5353/udp");
+    n.ok(&[
+        "run", "--pull", "never", "-d", "--name", "udpsrv", "-p", &spec, "busybox", "sleep", "120",
+    ]);
+    assert_eq!(
+        n.ok(&["port", "udpsrv"]),
+        format!("5353/udp -> 127.0.0.1:{port}")
+    );
+    // The UDP server runs inside the container's network namespace (entered by a thread of
+    // this test): an echo of one datagram.
+    let pid = n.ok(&["inspect", "-f", "{{.State.Pid}}", "udpsrv"]);
+    let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let echo = std::thread::spawn(move || {
+        nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let s = UdpSocket::bind("0.0.0.0:5353").unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        tx.send(()).unwrap();
+        let mut b = [0u8; 100];
+        let (len, from) = s.recv_from(&mut b).unwrap();
+        s.send_to(&b[..len], from).unwrap();
+        String::from_utf8_lossy(&b[..len]).into_owned()
+    });
+    rx.recv().unwrap();
+    let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.send_to(b"ping-udp", ("127.0.0.1", port)).unwrap();
+    let mut b = [0u8; 100];
+    let len = c.recv(&mut b).unwrap();
+    assert_eq!(&b[..len], b"ping-udp");
+    assert_eq!(echo.join().unwrap(), "ping-udp");
+    n.ok(&["rm", "-f", "udpsrv"]);
+    n.assert_clean(&[]);
+}
+
+#[test]
+fn networks_are_isolated() {
+    let Some(n) = Net::new("networks_are_isolated", 3) else {
+        return;
+    };
+    let (a, b, i) = (
+        format!("isoa{}", std::process::id()),
+        format!("isob{}", std::process::id()),
+        format!("isoi{}", std::process::id()),
+    );
+    n.ok(&["network", "create", &a]);
+    n.ok(&["network", "create", &b]);
+    n.ok(&["network", "create", "--internal", &i]);
+    server(&n, "srv", &["--network", &a]);
+    wait_http_in(&n, &a, "srv", "hello-");
+    let ip = n.ok(&[
+        "inspect",
+        "-f",
+        &format!("{{{{(index .NetworkSettings.Networks \"{a}\").IPAddress}}}}"),
+        "srv",
+    ]);
+    // From another network: neither the name nor the address.
+    assert_eq!(fetch_from(&n, &b, &ip), "");
+    let out = String::from_utf8_lossy(
+        &n.sb()
+            .docker(&[
+                "run",
+                "--pull",
+                "never",
+                "--rm",
+                "--network",
+                &b,
+                "busybox",
+                "busybox",
+                "nslookup",
+                "srv",
+                "127.0.0.11",
+            ])
+            .stdout,
+    )
+    .into_owned();
+    assert!(!out.contains(&ip), "{out}");
+    // From the default bridge neither.
+    assert_eq!(fetch_from(&n, "bridge", &ip), "");
+    // An internal network has no default route and cannot leave its bridge.
+    let out = n.ok(&[
+        "run",
+        "--pull",
+        "never",
+        "--rm",
+        "--network",
+        &i,
+        "busybox",
+        "busybox",
+        "ip",
+        "route",
+    ]);
+    assert!(!out.contains("default"), "{out}");
+    assert_eq!(fetch_from(&n, &i, &ip), "");
+    // The same network still works.
+    assert!(fetch_from(&n, &a, &ip).contains("hello-"));
+    n.ok(&["rm", "-f", "srv"]);
+    n.ok(&["network", "rm", &a, &b, &i]);
+    n.assert_clean(&[]);
+}
+
+#[test]
+fn network_errors_leave_nothing_behind() {
+    let Some(n) = Net::new("network_errors_leave_nothing_behind", 4) else {
+        return;
+    };
+    let e = n.fails(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.194.300.0/24",
+        "badcidr",
+    ]);
+    assert!(e.contains("invalid CIDR address"), "{e}");
+    let e = n.fails(&["network", "create", "--subnet", "10.194.9.0/33", "badcidr"]);
+    assert!(e.contains("invalid CIDR address"), "{e}");
+    let net = format!("err{}", std::process::id());
+    n.ok(&["network", "create", "--subnet", "10.194.50.0/24", &net]);
+    let e = n.fails(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.194.50.128/25",
+        "overlap",
+    ]);
+    assert!(
+        e.contains("Pool overlaps with other one on this address space"),
+        "{e}"
+    );
+    let e = n.fails(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.194.0.0/24",
+        "overlapbridge",
+    ]);
+    assert!(e.contains("Pool overlaps"), "{e}");
+    let e = n.fails(&["network", "create", &net]);
+    assert!(
+        e.contains(&format!("network with name {net} already exists")),
+        "{e}"
+    );
+    let e = n.fails(&[
+        "run",
+        "--pull",
+        "never",
+        "--rm",
+        "--network",
+        "nosuchnet",
+        "busybox",
+        "true",
+    ]);
+    assert!(e.contains("network nosuchnet not found"), "{e}");
+    let e = n.fails(&["network", "inspect", "nosuchnet"]);
+    assert!(e.contains("nosuchnet"), "{e}");
+    let e = n.fails(&["network", "rm", "nosuchnet"]);
+    assert!(e.contains("not found"), "{e}");
+    let e = n.fails(&["network", "rm", "bridge"]);
+    assert!(
+        e.contains("pre-defined network and cannot be removed"),
+        "{e}"
+    );
+    let e = n.fails(&[
+        "run",
+        "--pull",
+        "never",
+        "--rm",
+        "--network",
+        &net,
+        "--ip",
+        "10.194.51.5",
+        "busybox",
+        "true",
+    ]);
+    assert!(e.contains("10.194.51.5"), "{e}");
+    let e = n.fails(&[
+        "run",
+        "--pull",
+        "never",
+        "--rm",
+        "--ip",
+        "10.194.0.9",
+        "busybox",
+        "true",
+    ]);
+    assert!(e.contains("user specified IP address is supported"), "{e}");
+    // In use: refused while a container runs on it.
+    n.ok(&[
+        "run",
+        "--pull",
+        "never",
+        "-d",
+        "--name",
+        "user",
+        "--network",
+        &net,
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    let e = n.fails(&["network", "rm", &net]);
+    assert!(e.contains("has active endpoints"), "{e}");
+    // An address in use is not handed out twice.
+    let ip = n.ok(&[
+        "inspect",
+        "-f",
+        &format!("{{{{(index .NetworkSettings.Networks \"{net}\").IPAddress}}}}"),
+        "user",
+    ]);
+    let e = n.fails(&[
+        "run",
+        "--pull",
+        "never",
+        "--rm",
+        "--network",
+        &net,
+        "--ip",
+        &ip,
+        "busybox",
+        "true",
+    ]);
+    assert!(e.contains("Address already in use"), "{e}");
+    n.ok(&["rm", "-f", "user"]);
+    // prune removes unused user networks only.
+    let pruned = n.ok(&["network", "prune", "-f"]);
+    assert!(pruned.contains(&net), "{pruned}");
+    assert_eq!(n.ok(&["network", "ls", "-q"]).lines().count(), 3);
+    n.assert_clean(&[]);
+}
+
+#[test]
+fn cleanup_after_daemon_crash() {
+    let Some(mut n) = Net::new("cleanup_after_daemon_crash", 5) else {
+        return;
+    };
+    let port = free_port();
+    let spec = format!("127.0.0.1:{port}:80");
+    let keep_port = free_port();
+    let keep_spec = format!("127.0.0.1:{keep_port}:80");
+    server(&n, "gone", &["-p", &spec]);
+    server(&n, "kept", &["-p", &keep_spec]);
+    assert!(http_get(port).starts_with("hello-"));
+    let pid: i32 = n
+        .ok(&["inspect", "-f", "{{.State.Pid}}", "gone"])
+        .parse()
+        .unwrap();
+    // The daemon dies; one container dies while it is down.
+    n.sb.as_mut().unwrap().kill_daemon();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    sleep(Duration::from_millis(500));
+    let bridge = n.bridge.clone();
+    let octet = 195;
+    n.sb.as_mut().unwrap().start_daemon_with(&[
+        "--bridge-name",
+        &bridge,
+        "--bip",
+        &format!("10.{octet}.0.1/24"),
+        "--default-address-pools",
+        &format!("base=10.{octet}.0.0/16,size=24"),
+    ]);
+    // The survivor still serves and holds its port; the dead one's port and rules are gone.
+    assert!(http_get(keep_port).starts_with("hello-"));
+    assert!(std::net::TcpListener::bind(("127.0.0.1", keep_port)).is_err());
+    assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_ok());
+    let rules = Command::new("nft")
+        .args(["list", "table", "ip", &n.table()])
+        .output()
+        .unwrap();
+    let rules = String::from_utf8_lossy(&rules.stdout).into_owned();
+    assert!(rules.contains(&format!("dport {keep_port} ")), "{rules}");
+    assert!(!rules.contains(&format!("dport {port} ")), "{rules}");
+    let veths = Command::new("ip")
+        .args(["-o", "link", "show", "master", &bridge])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&veths.stdout).lines().count(), 1);
+    // The dead one starts again with its port.
+    n.ok(&["start", "gone"]);
+    assert!(http_get(port).starts_with("hello-"));
+    n.ok(&["rm", "-f", "gone", "kept"]);
+    n.assert_clean(&[]);
+}
+
+#[test]
+fn network_modes_and_etc_files() {
+    let Some(n) = Net::new("network_modes_and_etc_files", 6) else {
+        return;
+    };
+    // host: the host's network and hostname.
+    let host = nix::unistd::gethostname().unwrap().into_string().unwrap();
+    let out = n.ok(&[
+        "run",
+        "--pull",
+        "never",
+        "--rm",
+        "--network",
+        "host",
+        "busybox",
+        "busybox",
+        "hostname",
+    ]);
+    assert_eq!(out, host);
+    // none: loopback only.
+    let out = n.ok(&[
+        "run",
+        "--pull",
+        "never",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "busybox",
+        "ip",
+        "-o",
+        "link",
+    ]);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    // container:<name>: the same interfaces, address and hostname.
+    n.ok(&[
+        "run", "--pull", "never", "-d", "--name", "base", "busybox", "sleep", "120",
+    ]);
+    let ip = n.ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "base"]);
+    assert!(ip.starts_with("10.196.0."), "{ip}");
+    let out = n.ok(&[
+        "run",
+        "--pull",
+        "never",
+        "--rm",
+        "--network",
+        "container:base",
+        "busybox",
+        "sh",
+        "-c",
+        "busybox ip -4 -o addr show eth0; busybox hostname",
+    ]);
+    assert!(out.contains(&format!("{ip}/24")), "{out}");
+    assert!(
+        out.ends_with(&n.ok(&["inspect", "-f", "{{.Config.Hostname}}", "base"])),
+        "{out}"
+    );
+    // The default bridge: /etc/hosts names the container, --dns/--dns-search in resolv.conf.
+    let out = n.ok(&[
+        "run",
+        "--pull",
+        "never",
+        "--rm",
+        "--hostname",
+        "h1",
+        "--dns",
+        "192.0.2.99",
+        "--dns-search",
+        "corp.example",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /etc/resolv.conf /etc/hosts",
+    ]);
+    assert!(out.contains("nameserver 192.0.2.99"), "{out}");
+    assert!(out.contains("search corp.example"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("10.196.0.") && l.ends_with("\th1")),
+        "{out}"
+    );
+    // restart: networking is made again, same published port.
+    let port = free_port();
+    let spec = format!("127.0.0.1:{port}:80");
+    server(&n, "re", &["-p", &spec]);
+    assert!(http_get(port).starts_with("hello-"));
+    n.ok(&["restart", "-t", "1", "re"]);
+    assert!(http_get(port).starts_with("hello-"));
+    assert_eq!(n.ok(&["port", "re"]), format!("80/tcp -> 127.0.0.1:{port}"));
+    n.ok(&["rm", "-f", "re", "base"]);
+    n.assert_clean(&[]);
+}
+
+/// A test-made link with a route over the start of the pool: berth's default bridge and a
+/// new network take the next free subnets, and berth never touches that link.
+#[test]
+fn subnets_skip_host_routes() {
+    if !nix::unistd::geteuid().is_root() {
+        return;
+    }
+    let dummy = format!("btd{}", std::process::id() % 100000);
+    let ip = |args: &[&str]| {
+        let o = Command::new("ip").args(args).output().unwrap();
+        assert!(
+            o.status.success(),
+            "ip {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    ip(&["link", "add", &dummy, "type", "bridge"]);
+    struct Dummy(String);
+    impl Drop for Dummy {
+        fn drop(&mut self) {
+            let _ = Command::new("ip")
+                .args(["link", "delete", &self.0])
+                .output();
+        }
+    }
+    let _d = Dummy(dummy.clone());
+    ip(&["addr", "add", "10.197.0.1/24", "dev", &dummy]);
+    ip(&["link", "set", &dummy, "up"]);
+    let Some(n) = Net::with("subnets_skip_host_routes", 7, false) else {
+        return;
+    };
+    let out = n.ok(&[
+        "run", "--pull", "never", "--rm", "busybox", "busybox", "ip", "-4", "-o", "addr", "show",
+        "eth0",
+    ]);
+    assert!(out.contains("inet 10.197.1."), "{out}");
+    let net = format!("skip{}", std::process::id());
+    n.ok(&["network", "create", &net]);
+    let subnet = n.ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{(index .IPAM.Config 0).Subnet}}",
+        &net,
+    ]);
+    assert_eq!(subnet, "10.197.2.0/24");
+    // connect a stopped container, then start it: eth0 on the bridge, eth1 on the network.
+    n.ok(&["create", "--name", "two", "busybox", "sleep", "60"]);
+    n.ok(&["network", "connect", "--alias", "second", &net, "two"]);
+    n.ok(&["start", "two"]);
+    let out = n.ok(&["exec", "two", "busybox", "ip", "-4", "-o", "addr"]);
+    assert!(
+        out.contains("eth0") && out.contains("inet 10.197.1."),
+        "{out}"
+    );
+    assert!(
+        out.contains("eth1") && out.contains("inet 10.197.2."),
+        "{out}"
+    );
+    n.ok(&["rm", "-f", "two"]);
+    n.ok(&["network", "rm", &net]);
+    n.assert_clean(&[]);
+    let o = Command::new("ip")
+        .args(["-4", "-o", "addr", "show", &dummy])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&o.stdout).contains("10.197.0.1/24"));
+}
