@@ -169,7 +169,7 @@ fn stats_and_update() {
     assert!(ns(&["ip", "link", "set", "bva", "up"]));
     assert!(ns(&["ip", "link", "set", "bvb", "up"]));
     assert!(ns(&["ip", "addr", "add", "10.254.77.1/24", "dev", "bva"]));
-    let _ = ns(&["ping", "-c", "2", "-W", "1", "10.254.77.2"]);
+    let _ = ns(&["/bin/busybox", "ping", "-c", "2", "-W", "1", "10.254.77.2"]);
     let one = Command::new("curl")
         .args(["-s", "--unix-socket"])
         .arg(sb.sock())

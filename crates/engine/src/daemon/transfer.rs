@@ -312,52 +312,12 @@ pub async fn auth(inner: &Arc<Inner>, a: AuthConfig) -> ApiResult<AuthResponse> 
     })
 }
 
-/// Parses `until` as dockerd does: a Unix timestamp (`1700000000[.5]`), an RFC 3339 date,
-/// or a duration before now (`24h`, `90m`, `1h30m`, `10s`). Returns seconds since the epoch.
-fn parse_until(v: &str) -> ApiResult<i64> {
-    let now = api::time::Timestamp::now().seconds;
-    if let Ok(f) = v.parse::<f64>() {
-        return Ok(f as i64);
-    }
-    if let Some(ns) = shim::timefmt::parse_rfc3339_nanos(v.as_bytes()) {
-        return Ok(ns / 1_000_000_000);
-    }
-    let mut total = 0f64;
-    let mut num = String::new();
-    for ch in v.chars() {
-        if ch.is_ascii_digit() || ch == '.' {
-            num.push(ch);
-            continue;
-        }
-        let n: f64 = num
-            .parse()
-            .map_err(|_| ApiError::InvalidParameter(format!("invalid until filter {v:?}")))?;
-        num.clear();
-        total += n * match ch {
-            'h' => 3600.0,
-            'm' => 60.0,
-            's' => 1.0,
-            _ => {
-                return Err(ApiError::InvalidParameter(format!(
-                    "invalid until filter {v:?}"
-                )))
-            }
-        };
-    }
-    if !num.is_empty() {
-        return Err(ApiError::InvalidParameter(format!(
-            "invalid until filter {v:?}"
-        )));
-    }
-    Ok(now - total as i64)
-}
-
 /// `POST /images/prune` (`dangling=false`: every unused image; `until`, `label`,
 /// `label!`).
 pub async fn prune(inner: &Arc<Inner>, filters: Filters) -> ApiResult<ImagePruneResponse> {
     let all = filters.bool_value("dangling")? == Some(false);
     let until = match filters.get("until").first() {
-        Some(u) => Some(parse_until(u)?),
+        Some(u) => Some(super::containers::parse_until(u)?),
         None => None,
     };
     let inner = inner.clone();
@@ -405,6 +365,15 @@ pub async fn prune(inner: &Arc<Inner>, filters: Filters) -> ApiResult<ImagePrune
         let filter =
             |img: &ImageRecord| until.is_none_or(|u| img.created_unix < u) && labels_ok(img);
         let (o, reclaimed) = inner.images.prune(all, &usage, &filter).map_err(internal)?;
+        for i in &o.items {
+            match i {
+                DeleteItem::Untagged(t) => inner.bus.image("untag", t, t),
+                DeleteItem::Deleted(d) => inner.bus.image("delete", &d.to_string(), &d.to_string()),
+            }
+        }
+        let mut a = std::collections::BTreeMap::new();
+        a.insert("reclaimed".to_string(), reclaimed.to_string());
+        inner.bus.publish("image", "prune", "", a);
         Ok(ImagePruneResponse {
             images_deleted: Some(
                 o.items

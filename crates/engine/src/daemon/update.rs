@@ -1,4 +1,5 @@
-//! `POST /containers/{id}/update`: new resource limits and restart policy. The limits are
+//! `POST /containers/{id}/update`: new resource limits and restart policy (the policy is
+//! handed to [`super::restart::update`]). The limits are
 //! merged into the container's stored `HostConfig` (zero fields leave the old value, as
 //! dockerd does), written into the bundle's config.json (so the next start applies them)
 //! and, when the container runs, applied live through the runtime's cgroup
@@ -178,27 +179,6 @@ pub async fn update(
     req: ContainerUpdateRequest,
 ) -> ApiResult<ContainerUpdateResponse> {
     let c = lookup(inner, key)?;
-    if let Some(rp) = &req.restart_policy {
-        match rp.name.as_str() {
-            "" | "no" | "always" | "unless-stopped" | "on-failure" => {}
-            n => {
-                return Err(ApiError::InvalidParameter(format!(
-                    "invalid restart policy '{n}'"
-                )))
-            }
-        }
-        if rp.name == "on-failure" && rp.maximum_retry_count < 0 {
-            return Err(ApiError::InvalidParameter(
-                "maximum retry count cannot be negative".into(),
-            ));
-        }
-        if c.host_config.auto_remove && !matches!(rp.name.as_str(), "" | "no") {
-            return Err(ApiError::InvalidParameter(
-                "Restart policy cannot be updated because AutoRemove is enabled for the container"
-                    .into(),
-            ));
-        }
-    }
     let merged = merge(&c.host_config.resources, &req.resources)?;
     let oci = oci_resources(&merged, &req.resources);
     let running = is_running(&c);
@@ -217,12 +197,17 @@ pub async fn update(
         write_bundle(&dir, &oci2)
     })
     .await?;
-    let rp = req.restart_policy.clone();
-    update_record(inner, &c.id, |c| {
-        c.host_config.resources = merged;
-        if let Some(rp) = rp {
-            c.host_config.restart_policy = Some(rp);
-        }
-    })?;
-    Ok(ContainerUpdateResponse { warnings: None })
+    let c = update_record(inner, &c.id, |c| c.host_config.resources = merged)?;
+    if req.restart_policy.is_some() {
+        // The restart policy is the restart module's (checks, storage, its event).
+        let only_policy = ContainerUpdateRequest {
+            restart_policy: req.restart_policy.clone(),
+            ..Default::default()
+        };
+        return super::restart::update(inner, &c.id, &only_policy);
+    }
+    inner.bus.container(&c, "update", &[]);
+    Ok(ContainerUpdateResponse {
+        warnings: Some(Vec::new()),
+    })
 }
