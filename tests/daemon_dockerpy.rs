@@ -103,7 +103,6 @@ fn dockerpy_images_system_errors() {
 }
 
 #[test]
-#[ignore = "needs container stats (GET /containers/{id}/stats)"]
 fn dockerpy_stats() {
     run_cases("dockerpy_stats", &["stats"]);
 }
@@ -115,7 +114,6 @@ fn dockerpy_events() {
 }
 
 #[test]
-#[ignore = "needs image prune (POST /images/prune)"]
 fn dockerpy_image_prune() {
     run_cases("dockerpy_image_prune", &["image_prune"]);
 }
