@@ -9,7 +9,7 @@
 //! images list/get/tag/remove; version/info/ping and a client pinned to API 1.40; errors
 //! (NotFound, ImageNotFound, 409 conflicts); container prune.
 //!
-//! Cases for endpoints berth does not serve yet (stats, events, image prune, system df, exec
+//! Cases for endpoints berth does not serve yet (events, system df, exec
 //! start errors after the hijack) are `#[ignore]`d with the feature they need; run them with
 //! `cargo test -p berth --test daemon_dockerpy -- --ignored`.
 //!
