@@ -1,10 +1,8 @@
 //! The berth CLI as a client of `berth daemon` (tests/daemon_common's sandbox daemon),
 //! compared with the real docker CLI on the same daemon: output shapes (`ps`, `images`,
 //! `inspect`, `--format`), exit codes (container's own, 125, 127, 1 for daemon errors),
-//! the container lifecycle commands, and the daemon auto-start on the default socket.
-//!
-//! Tests of endpoints other helpers are adding to the daemon are `#[ignore]`d with the
-//! helper named; the lead un-ignores them after merging.
+//! the container lifecycle commands, the daemon auto-start on the default socket, and the
+//! image, filesystem, stats, events/prune, volume and network commands.
 
 #[path = "daemon_common/mod.rs"]
 mod daemon_common;

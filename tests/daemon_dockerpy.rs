@@ -9,7 +9,7 @@
 //! images list/get/tag/remove; version/info/ping and a client pinned to API 1.40; errors
 //! (NotFound, ImageNotFound, 409 conflicts); container prune.
 //!
-//! Cases for endpoints berth does not serve yet (stats, events, image prune, system df, exec
+//! Cases for endpoints berth does not serve yet (events, system df, exec
 //! start errors after the hijack) are `#[ignore]`d with the feature they need; run them with
 //! `cargo test -p berth --test daemon_dockerpy -- --ignored`.
 //!
@@ -103,7 +103,6 @@ fn dockerpy_images_system_errors() {
 }
 
 #[test]
-#[ignore = "needs container stats (GET /containers/{id}/stats)"]
 fn dockerpy_stats() {
     run_cases("dockerpy_stats", &["stats"]);
 }
@@ -115,7 +114,6 @@ fn dockerpy_events() {
 }
 
 #[test]
-#[ignore = "needs image prune (POST /images/prune)"]
 fn dockerpy_image_prune() {
     run_cases("dockerpy_image_prune", &["image_prune"]);
 }

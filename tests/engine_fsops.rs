@@ -169,7 +169,7 @@ fn stats_and_update() {
     assert!(ns(&["ip", "link", "set", "bva", "up"]));
     assert!(ns(&["ip", "link", "set", "bvb", "up"]));
     assert!(ns(&["ip", "addr", "add", "10.254.77.1/24", "dev", "bva"]));
-    let _ = ns(&["ping", "-c", "2", "-W", "1", "10.254.77.2"]);
+    let _ = ns(&["/bin/busybox", "ping", "-c", "2", "-W", "1", "10.254.77.2"]);
     let one = Command::new("curl")
         .args(["-s", "--unix-socket"])
         .arg(sb.sock())
@@ -700,6 +700,23 @@ fn image_transfer() {
     let o = child.wait_with_output().unwrap();
     assert!(o.status.success());
     assert_eq!(String::from_utf8_lossy(&o.stdout), "Loaded image: mine:1\n");
+    // The progress form (what a terminal gets): `Loading layer` per layer, then the result.
+    let o = Command::new("curl")
+        .args(["-s", "-X", "POST", "--data-binary"])
+        .arg(format!("@{}", s(&tar)))
+        .arg("--unix-socket")
+        .arg(sb.sock())
+        .arg("http://berth/images/load")
+        .output()
+        .unwrap();
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.len() > 2, "{lines:?}");
+    assert_eq!(lines[0]["status"], "Loading layer");
+    assert!(lines[0]["progressDetail"]["total"].as_u64().unwrap() > 0);
+    assert_eq!(lines.last().unwrap()["stream"], "Loaded image: mine:1\n");
     let bad = sb.dir.join("bad.tar");
     fs::write(&bad, b"not a tar at all").unwrap();
     assert!(!sb.docker(&["load", "-i", &s(&bad)]).status.success());
@@ -749,6 +766,22 @@ fn image_transfer() {
         sb.ok(&["inspect", "-f", "{{.Config.Env}}", "imp:1"]).trim(),
         "[X=1]"
     );
+
+    // login to a registry without authentication: any credentials are fine.
+    if let Some(open) = Registry::start(&sb.dir.join("open-registry")) {
+        let o = sb.docker_in(
+            &[
+                "login",
+                "-u",
+                "anyone",
+                "--password-stdin",
+                &format!("127.0.0.1:{}", open.port),
+            ],
+            Some("whatever"),
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(String::from_utf8_lossy(&o.stdout).contains("Login Succeeded"));
+    }
 
     // login and push to a registry with basic auth.
     let Some(reg) = AuthRegistry::start(&sb.dir.join("registry")) else {

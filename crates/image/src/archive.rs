@@ -135,6 +135,41 @@ fn layer_media_type(images: &Images, blob: &Digest) -> Result<String, ArchiveErr
 /// `docker load`: reads a docker-save or OCI layout archive (plain, gzip or zstd) and adds its
 /// images. Tags move to the loaded images (Docker's "renaming the old one" line is reported).
 pub fn load<R: Read>(images: &Images, r: R) -> Result<LoadReport, ArchiveError> {
+    load_with_progress(images, r, &|_, _, _| {})
+}
+
+/// Progress of [`load_with_progress`]: `(layer, bytes stored, layer size)` where `layer` is
+/// the first 12 hex digits of the layer's diffID (dockerd's `Loading layer` lines).
+pub type LoadProgress<'a> = dyn Fn(&str, u64, u64) + 'a;
+
+/// Reports the bytes read through it (about every MiB and at the end).
+struct CountingReader<'a, R> {
+    inner: R,
+    id: String,
+    done: u64,
+    total: u64,
+    last: u64,
+    progress: &'a LoadProgress<'a>,
+}
+
+impl<R: Read> Read for CountingReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.done += n as u64;
+        if n == 0 || self.done - self.last >= 1 << 20 {
+            self.last = self.done;
+            (self.progress)(&self.id, self.done, self.total);
+        }
+        Ok(n)
+    }
+}
+
+/// [`load`], calling `progress` while each layer of a docker-save archive is stored.
+pub fn load_with_progress<R: Read>(
+    images: &Images,
+    r: R,
+    progress: &LoadProgress<'_>,
+) -> Result<LoadReport, ArchiveError> {
     let tmp = images.tempdir()?;
     apply_layer(
         r,
@@ -149,7 +184,7 @@ pub fn load<R: Read>(images: &Images, r: R) -> Result<LoadReport, ArchiveError> 
         .map_err(ioe("opening manifest.json"))?
         .is_some()
     {
-        load_docker(images, dir)
+        load_docker(images, dir, progress)
     } else if fsops::open_in_root(dir, "index.json")
         .map_err(ioe("opening index.json"))?
         .is_some()
@@ -180,7 +215,11 @@ fn tag_loaded(
     Ok(())
 }
 
-fn load_docker(images: &Images, dir: &Path) -> Result<LoadReport, ArchiveError> {
+fn load_docker(
+    images: &Images,
+    dir: &Path,
+    progress: &LoadProgress<'_>,
+) -> Result<LoadReport, ArchiveError> {
     let entries: Vec<SaveManifestEntry> =
         serde_json::from_slice(&read_member(dir, "manifest.json")?)
             .map_err(|e| bad(format!("manifest.json: {e}")))?;
@@ -199,7 +238,18 @@ fn load_docker(images: &Images, dir: &Path) -> Result<LoadReport, ArchiveError> 
         let mut layers = Vec::new();
         for (path, diff_id) in e.layers.iter().zip(cfg.rootfs.diff_ids.iter()) {
             let f = open_member(dir, path)?;
-            let (blob, size) = images.content.put_reader(f, None)?;
+            let total = f.metadata().map(|m| m.len()).unwrap_or(0);
+            let id: String = diff_id.hex().chars().take(12).collect();
+            progress(&id, 0, total);
+            let counted = CountingReader {
+                inner: f,
+                id,
+                done: 0,
+                total,
+                last: 0,
+                progress,
+            };
+            let (blob, size) = images.content.put_reader(counted, None)?;
             let media_type = layer_media_type(images, &blob)?;
             layers.push(NewLayer {
                 blob,

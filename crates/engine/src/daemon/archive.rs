@@ -5,6 +5,10 @@
 //! As in dockerd, the last component of a path that is read is not followed (a symlink is
 //! reported and archived as a symlink), while an extraction point is fully resolved.
 //!
+//! A running container is frozen (its cgroup freezer) while the daemon works in its
+//! filesystem, so its processes cannot swap a resolved directory for a symlink under the
+//! daemon's feet (the race of CVE-2018-15664); a container the user paused stays paused.
+//!
 //! Archives are tars whose root entry is named after the path's base name (`d/`, `d/a`… for
 //! a directory `d`; `./…` for a path ending in `/.`); uploads are unpacked by the image
 //! crate's escape-proof [`::image::layer::apply_layer`] (`.wh.` files kept as files,
@@ -92,6 +96,35 @@ pub(crate) fn byte_stream(
     Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     }))
+}
+
+/// A running container frozen for the duration of a filesystem operation; thawed on drop.
+pub(crate) struct Frozen(Option<runtime::cgroups::Manager>);
+
+impl Frozen {
+    /// Freezes `c` if it runs and is not frozen already.
+    pub(crate) fn new(c: &ContainerRecord) -> ApiResult<Frozen> {
+        if c.state.status != "running" {
+            return Ok(Frozen(None));
+        }
+        let m = super::stats::manager(&c.id)?;
+        if m.is_frozen().unwrap_or(false) {
+            return Ok(Frozen(None));
+        }
+        m.freeze()
+            .map_err(|e| internal(format!("cannot pause container {} for the copy: {e}", c.id)))?;
+        Ok(Frozen(Some(m)))
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        if let Some(m) = self.0.take() {
+            if let Err(e) = m.thaw() {
+                eprintln!("berth daemon: warning: cannot thaw the container after a copy: {e}");
+            }
+        }
+    }
 }
 
 /// The container's root filesystem, mounted (a stopped container's overlay may have been
@@ -240,6 +273,7 @@ pub async fn stat(inner: &Arc<Inner>, key: &str, path: &str) -> ApiResult<PathSt
     let (inner, path) = (inner.clone(), path.to_string());
     blocking(move || {
         let root = rootfs(&inner, &c)?;
+        let _frozen = Frozen::new(&c)?;
         stat_at(&root, &path, &c).map(|(_, s)| s)
     })
     .await
@@ -249,9 +283,11 @@ pub async fn stat(inner: &Arc<Inner>, key: &str, path: &str) -> ApiResult<PathSt
 pub async fn get(inner: &Arc<Inner>, key: &str, path: &str) -> ApiResult<ContainerArchive> {
     let c = lookup(inner, key)?;
     let (i2, path) = (inner.clone(), path.to_string());
-    let (host, stat) = blocking(move || {
+    let (host, stat, frozen) = blocking(move || {
         let root = rootfs(&i2, &c)?;
-        stat_at(&root, &path, &c)
+        let frozen = Frozen::new(&c)?;
+        let (host, stat) = stat_at(&root, &path, &c)?;
+        Ok((host, stat, frozen))
     })
     .await?;
     let name = if stat.name == "/" {
@@ -260,8 +296,11 @@ pub async fn get(inner: &Arc<Inner>, key: &str, path: &str) -> ApiResult<Contain
         stat.name.clone()
     };
     let content = byte_stream(move |w| {
-        ::image::layer::write_path_tar(&host, name.as_bytes(), w)
+        let r = ::image::layer::write_path_tar(&host, name.as_bytes(), w)
             .map_err(|e| format!("cannot archive {}: {e}", host.display()))
+            .and_then(|mut w| w.flush().map(|_| w).map_err(|e| e.to_string()));
+        drop(frozen);
+        r
     });
     Ok(ContainerArchive { stat, content })
 }
@@ -337,6 +376,7 @@ pub async fn put(
     let (inner, path) = (inner.clone(), path.to_string());
     blocking(move || {
         let root = rootfs(&inner, &c)?;
+        let _frozen = Frozen::new(&c)?;
         let (dir, base) = split(&path);
         let host = join_in(&root, &format!("{dir}{base}"))?;
         match std::fs::metadata(&host) {
@@ -353,13 +393,18 @@ pub async fn put(
         } else {
             None
         };
+        // Unpacked from the root filesystem itself, the destination resolved by the kernel
+        // inside it (openat2 RESOLVE_IN_ROOT), never through a path a container process
+        // could change since the check above.
+        let rel = format!("{dir}{base}").trim_start_matches('/').to_string();
         let o = ::image::layer::ApplyOptions {
             keep_whiteout_files: true,
             no_overwrite_dir_non_dir: opts.no_overwrite_dir_non_dir,
             chown,
+            base: Some(PathBuf::from(if rel.is_empty() { "." } else { &rel })),
             ..Default::default()
         };
-        ::image::layer::apply_layer(reader, &host, &o).map_err(|e| match e {
+        ::image::layer::apply_layer(reader, &root, &o).map_err(|e| match e {
             ::image::layer::LayerError::Overwrite(m) => ApiError::InvalidParameter(m),
             ::image::layer::LayerError::Breakout { .. } | ::image::layer::LayerError::Tar(_) => {
                 ApiError::InvalidParameter(e.to_string())

@@ -8,7 +8,6 @@
 //! `/etc/hostname`, `/etc/hosts`, `/etc/resolv.conf`) are left out of both, as Docker keeps
 //! them in a hidden init layer.
 
-use std::collections::BTreeMap;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -72,13 +71,13 @@ fn walk(
     upper: &Path,
     rel: &Path,
     lowers: &[PathBuf],
-    out: &mut BTreeMap<String, u8>,
+    out: &mut Vec<FilesystemChange>,
 ) -> std::io::Result<()> {
     let dir = upper.join(rel);
     let mut names: Vec<_> = std::fs::read_dir(&dir)?
         .filter_map(|e| e.ok().map(|e| e.file_name()))
         .collect();
-    names.sort();
+    names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
     for n in names {
         let r = rel.join(&n);
         let rs = r.to_string_lossy().to_string();
@@ -88,7 +87,10 @@ fn walk(
         };
         let path = format!("/{rs}");
         if m.file_type().is_char_device() && m.rdev() == 0 {
-            out.insert(path, CHANGE_DELETED);
+            out.push(FilesystemChange {
+                path,
+                kind: CHANGE_DELETED,
+            });
             continue;
         }
         if INIT_PATHS.contains(&rs.as_str()) {
@@ -101,31 +103,29 @@ fn walk(
         } else {
             CHANGE_ADDED
         };
+        let at = out.len();
+        out.push(FilesystemChange { path, kind });
         if m.is_dir() {
-            let before = out.len();
             walk(upper, &r, lowers, out)?;
-            if INIT_PARENTS.contains(&rs.as_str()) && out.len() == before && kind != CHANGE_DELETED
+            if INIT_PARENTS.contains(&rs.as_str()) && out.len() == at + 1 && kind != CHANGE_DELETED
             {
-                continue;
+                out.truncate(at);
             }
         }
-        out.insert(path, kind);
     }
     Ok(())
 }
 
-/// The changes in the upper directory `upper` over the layers `lowers` (bottom first),
-/// sorted by path.
+/// The changes in the upper directory `upper` over the layers `lowers` (bottom first), in
+/// dockerd's order: a depth-first walk, each directory's entries sorted by name, a directory
+/// before what is in it.
 pub(crate) fn changes_of(
     upper: &Path,
     lowers: &[PathBuf],
 ) -> std::io::Result<Vec<FilesystemChange>> {
-    let mut out = BTreeMap::new();
+    let mut out = Vec::new();
     walk(upper, Path::new(""), lowers, &mut out)?;
-    Ok(out
-        .into_iter()
-        .map(|(path, kind)| FilesystemChange { path, kind })
-        .collect())
+    Ok(out)
 }
 
 fn image_digest(s: &str) -> ApiResult<::image::Digest> {
@@ -240,4 +240,53 @@ pub async fn commit(inner: &Arc<Inner>, opts: CommitOptions) -> ApiResult<IdResp
         let _ = pause(inner, &c.id, false).await;
     }
     Ok(IdResponse { id: res? })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_in_walk_order_without_init_paths() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("SKIP: needs root for whiteout devices");
+            return;
+        }
+        let t = std::env::temp_dir().join(format!("berth-changes-{}", std::process::id()));
+        let (upper, lower) = (t.join("upper"), t.join("lower"));
+        for d in [
+            upper.join("a"),
+            upper.join("etc"),
+            lower.join("a"),
+            lower.join("etc"),
+        ] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        std::fs::write(lower.join("x"), "old").unwrap();
+        std::fs::write(upper.join("a/b"), "new").unwrap();
+        std::fs::write(upper.join("a-c"), "new").unwrap();
+        std::fs::write(upper.join("etc/hostname"), "").unwrap();
+        nix::sys::stat::mknod(
+            &upper.join("x"),
+            nix::sys::stat::SFlag::S_IFCHR,
+            nix::sys::stat::Mode::empty(),
+            0,
+        )
+        .unwrap();
+        let got: Vec<(String, u8)> = changes_of(&upper, &[lower])
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.path, c.kind))
+            .collect();
+        let _ = std::fs::remove_dir_all(&t);
+        assert_eq!(
+            got,
+            vec![
+                ("/a".to_string(), CHANGE_MODIFIED),
+                ("/a/b".to_string(), CHANGE_ADDED),
+                ("/a-c".to_string(), CHANGE_ADDED),
+                ("/x".to_string(), CHANGE_DELETED),
+            ]
+        );
+    }
 }

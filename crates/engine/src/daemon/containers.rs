@@ -1061,7 +1061,7 @@ pub async fn prune(inner: &Arc<Inner>, filters: api::Filters) -> ApiResult<Conta
 }
 
 /// A prune `until`: Unix seconds, RFC 3339, or a Go duration before now (`24h`, `10m`).
-fn parse_until(u: &str) -> ApiResult<i64> {
+pub(crate) fn parse_until(u: &str) -> ApiResult<i64> {
     let bad = || ApiError::InvalidParameter(format!("invalid value for until: {u:?}"));
     if let Ok(t) = u.parse::<api::time::Timestamp>() {
         return Ok(t.seconds);

@@ -54,30 +54,54 @@ pub async fn save(inner: &Arc<Inner>, names: Vec<String>) -> ApiResult<ByteStrea
     }))
 }
 
-/// `POST /images/load`: reads the tarball as it arrives; answers dockerd's
-/// `{"stream":"Loaded image: …\n"}` lines.
+/// `POST /images/load`: reads the tarball as it arrives; answers dockerd's messages:
+/// `Loading layer` progress per layer (unless `quiet`), then
+/// `{"stream":"Loaded image: …\n"}` lines. An unreadable archive is an HTTP error.
 pub async fn load(
     inner: &Arc<Inner>,
-    _opts: ImageLoadOptions,
+    opts: ImageLoadOptions,
     tarball: ByteStream,
 ) -> ApiResult<JsonStream<JsonMessage>> {
     let reader = blocking_reader(tarball);
     let inner = inner.clone();
-    let report = blocking(move || {
-        let r = ::image::archive::load(&inner.images, std::io::BufReader::new(reader))
-            .map_err(|e| ApiError::InvalidParameter(e.to_string()))?;
-        for (id, _) in &r.images {
-            inner.bus.image("load", &id.to_string(), &id.to_string());
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<ApiResult<JsonMessage>>();
+    std::thread::spawn(move || {
+        let quiet = opts.quiet;
+        let progress = |id: &str, current: u64, total: u64| {
+            if quiet {
+                return;
+            }
+            let _ = tx.send(Ok(JsonMessage {
+                status: Some("Loading layer".into()),
+                progress_detail: Some(ProgressDetail {
+                    current: Some(current as i64),
+                    total: Some(total as i64),
+                    units: None,
+                }),
+                id: Some(id.to_string()),
+                ..Default::default()
+            }));
+        };
+        let r = ::image::archive::load_with_progress(
+            &inner.images,
+            std::io::BufReader::new(reader),
+            &progress,
+        );
+        match r {
+            Ok(report) => {
+                for (id, _) in &report.images {
+                    inner.bus.image("load", &id.to_string(), &id.to_string());
+                }
+                for l in report.lines {
+                    let _ = tx.send(Ok(JsonMessage::stream(format!("{l}\n"))));
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Err(ApiError::InvalidParameter(e.to_string())));
+            }
         }
-        Ok(r)
-    })
-    .await?;
-    let msgs: Vec<ApiResult<JsonMessage>> = report
-        .lines
-        .into_iter()
-        .map(|l| Ok(JsonMessage::stream(format!("{l}\n"))))
-        .collect();
-    Ok(Box::pin(futures_util::stream::iter(msgs)))
+    });
+    Ok(message_stream(rx))
 }
 
 /// `repo[:tag]` of an import or commit, tagged `latest` when no tag is given.
@@ -301,52 +325,12 @@ pub async fn auth(inner: &Arc<Inner>, a: AuthConfig) -> ApiResult<AuthResponse> 
     })
 }
 
-/// Parses `until` as dockerd does: a Unix timestamp (`1700000000[.5]`), an RFC 3339 date,
-/// or a duration before now (`24h`, `90m`, `1h30m`, `10s`). Returns seconds since the epoch.
-fn parse_until(v: &str) -> ApiResult<i64> {
-    let now = api::time::Timestamp::now().seconds;
-    if let Ok(f) = v.parse::<f64>() {
-        return Ok(f as i64);
-    }
-    if let Some(ns) = shim::timefmt::parse_rfc3339_nanos(v.as_bytes()) {
-        return Ok(ns / 1_000_000_000);
-    }
-    let mut total = 0f64;
-    let mut num = String::new();
-    for ch in v.chars() {
-        if ch.is_ascii_digit() || ch == '.' {
-            num.push(ch);
-            continue;
-        }
-        let n: f64 = num
-            .parse()
-            .map_err(|_| ApiError::InvalidParameter(format!("invalid until filter {v:?}")))?;
-        num.clear();
-        total += n * match ch {
-            'h' => 3600.0,
-            'm' => 60.0,
-            's' => 1.0,
-            _ => {
-                return Err(ApiError::InvalidParameter(format!(
-                    "invalid until filter {v:?}"
-                )))
-            }
-        };
-    }
-    if !num.is_empty() {
-        return Err(ApiError::InvalidParameter(format!(
-            "invalid until filter {v:?}"
-        )));
-    }
-    Ok(now - total as i64)
-}
-
 /// `POST /images/prune` (`dangling=false`: every unused image; `until`, `label`,
 /// `label!`).
 pub async fn prune(inner: &Arc<Inner>, filters: Filters) -> ApiResult<ImagePruneResponse> {
     let all = filters.bool_value("dangling")? == Some(false);
     let until = match filters.get("until").first() {
-        Some(u) => Some(parse_until(u)?),
+        Some(u) => Some(super::containers::parse_until(u)?),
         None => None,
     };
     let inner = inner.clone();

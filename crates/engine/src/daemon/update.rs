@@ -1,4 +1,5 @@
-//! `POST /containers/{id}/update`: new resource limits and restart policy. The limits are
+//! `POST /containers/{id}/update`: new resource limits and restart policy (the policy is
+//! handed to [`super::restart::update`]). The limits are
 //! merged into the container's stored `HostConfig` (zero fields leave the old value, as
 //! dockerd does), written into the bundle's config.json (so the next start applies them)
 //! and, when the container runs, applied live through the runtime's cgroup
@@ -25,9 +26,14 @@ const MIN_MEMORY: i64 = 6 * 1024 * 1024;
 /// Merges the non-zero fields of `new` into `old`; checks them as dockerd does.
 fn merge(old: &Resources, new: &Resources) -> ApiResult<Resources> {
     let mut r = old.clone();
-    if new.nano_cpus > 0 && (new.cpu_quota > 0 || new.cpu_period > 0) {
+    if new.nano_cpus > 0 && new.cpu_period > 0 {
         return Err(ApiError::InvalidParameter(
             "Conflicting options: Nano CPUs and CPU Period cannot both be set".into(),
+        ));
+    }
+    if new.nano_cpus > 0 && new.cpu_quota > 0 {
+        return Err(ApiError::InvalidParameter(
+            "Conflicting options: Nano CPUs and CPU Quota cannot both be set".into(),
         ));
     }
     if new.memory != 0 {

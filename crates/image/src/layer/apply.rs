@@ -66,6 +66,12 @@ pub struct ApplyOptions {
     pub no_overwrite_dir_non_dir: bool,
     /// Give every entry this uid and gid instead of the tar's (`docker cp -a`).
     pub chown: Option<(u32, u32)>,
+    /// Unpack under this directory of `dest` (a relative path, resolved inside `dest` like
+    /// every entry's parent, without creating it) rather than at `dest` itself; symlink and
+    /// hard link targets are then checked against `dest`. The archive's root entry (`./`)
+    /// is skipped. For `docker cp` into a container: `dest` is its root filesystem, so that
+    /// no component of the destination is ever resolved outside the kernel's in-root lookup.
+    pub base: Option<std::path::PathBuf>,
 }
 
 /// The result of applying a layer.
@@ -329,7 +335,26 @@ impl Read for ChunkReader {
 fn unpack(reader: ChunkReader, root: OwnedFd, opts: ApplyOptions) -> Result<u64, LayerError> {
     let exact_modes = opts.whiteouts == WhiteoutMode::Overlay
         && !fsops::has_xattr(root.as_raw_fd(), ACL_DEFAULT_XATTR);
+    let base = match &opts.base {
+        None => Vec::new(),
+        Some(b) => clean_inside(b.as_os_str().as_bytes()).ok_or_else(|| LayerError::Breakout {
+            path: b.display().to_string(),
+            reason: "the base directory climbs above the target".into(),
+        })?,
+    };
+    if !base.is_empty() {
+        // The base must exist (and be a directory) inside the root.
+        resolve_dir(&root, &base, false).map_err(|e| LayerError::Io {
+            what: "opening the base directory",
+            path: lossy(&join_comps(&base)),
+            source: match e {
+                ResolveError::Io(e) => e,
+                e => io::Error::other(e.to_string()),
+            },
+        })?;
+    }
     let mut st = Unpacker {
+        base,
         root: Rc::new(Dir::inspect(root)),
         opts,
         euid: nix::unistd::geteuid().as_raw(),
@@ -446,6 +471,8 @@ struct Unpacker {
     cache: DirCache,
     /// Copy buffer for file contents (allocated on first use).
     buf: Vec<u8>,
+    /// [`ApplyOptions::base`] as cleaned components.
+    base: Vec<OsString>,
 }
 
 struct Meta {
@@ -572,10 +599,16 @@ impl Unpacker {
             return Ok(());
         }
         let raw = e.path_bytes().into_owned();
-        let comps = clean_inside(&raw).ok_or_else(|| LayerError::Breakout {
+        let mut comps = clean_inside(&raw).ok_or_else(|| LayerError::Breakout {
             path: lossy(&raw),
             reason: "its path climbs above the layer root".into(),
         })?;
+        if self.opts.base.is_some() {
+            if comps.is_empty() {
+                return Ok(());
+            }
+            comps = self.base.iter().cloned().chain(comps).collect();
+        }
         let meta = self.meta(e, &raw)?;
 
         let Some((name, parent)) = comps.split_last() else {
@@ -711,10 +744,13 @@ impl Unpacker {
                     .link_name_bytes()
                     .map(|c| c.into_owned())
                     .unwrap_or_default();
-                let tcomps = clean_inside(&target).ok_or_else(|| LayerError::Breakout {
+                let mut tcomps = clean_inside(&target).ok_or_else(|| LayerError::Breakout {
                     path: lossy(&raw),
                     reason: format!("hard link target {:?} is outside the root", lossy(&target)),
                 })?;
+                if !self.base.is_empty() {
+                    tcomps = self.base.iter().cloned().chain(tcomps).collect();
+                }
                 let Some((tname, tparent)) = tcomps.split_last() else {
                     return Err(LayerError::Breakout {
                         path: lossy(&raw),

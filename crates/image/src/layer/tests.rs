@@ -806,3 +806,144 @@ fn default_acls_do_not_change_modes() {
     assert_eq!(m("acl/f"), 0o644, "ACLs supported here: {supported}");
     assert_eq!(m("acl/d"), 0o755, "ACLs supported here: {supported}");
 }
+
+// ---- docker cp's extraction options and path tars -----------------------------------------
+
+fn apply_with(sb: &Sandbox, tar: &[u8], o: ApplyOptions) -> Result<AppliedLayer, LayerError> {
+    apply_layer(tar, &sb.root, &o)
+}
+
+#[test]
+fn cp_options_keep_whiteouts_refuse_dir_nondir_and_chown() {
+    let sb = Sandbox::new();
+    fs::write(sb.root.join("victim"), b"v").unwrap();
+    fs::create_dir(sb.root.join("d")).unwrap();
+    let mut t = Tb::new();
+    t.file(".wh.victim", b"plain").file("f", b"x");
+    let o = ApplyOptions {
+        keep_whiteout_files: true,
+        chown: Some((1234, 4321)),
+        ..Default::default()
+    };
+    apply_with(&sb, &t.finish(), o.clone()).unwrap();
+    assert_eq!(fs::read(sb.root.join("victim")).unwrap(), b"v");
+    assert_eq!(fs::read(sb.root.join(".wh.victim")).unwrap(), b"plain");
+    let m = fs::metadata(sb.root.join("f")).unwrap();
+    assert_eq!((m.uid(), m.gid()), (1234, 4321));
+
+    let strict = ApplyOptions {
+        no_overwrite_dir_non_dir: true,
+        ..Default::default()
+    };
+    let mut t = Tb::new();
+    t.file("d", b"would replace a directory");
+    let e = apply_with(&sb, &t.finish(), strict.clone()).unwrap_err();
+    assert!(matches!(e, LayerError::Overwrite(_)), "{e}");
+    assert!(sb.root.join("d").is_dir());
+    let mut t = Tb::new();
+    t.dir("f/");
+    let e = apply_with(&sb, &t.finish(), strict.clone()).unwrap_err();
+    assert!(matches!(e, LayerError::Overwrite(_)), "{e}");
+    assert!(sb.root.join("f").is_file());
+    // Same kinds replace each other as usual.
+    let mut t = Tb::new();
+    t.file("f", b"new").dir("d/");
+    apply_with(&sb, &t.finish(), strict).unwrap();
+    assert_eq!(fs::read(sb.root.join("f")).unwrap(), b"new");
+    sb.assert_outside_untouched();
+}
+
+fn tar_names(data: &[u8]) -> Vec<(String, EntryType)> {
+    tar::Archive::new(data)
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.path().unwrap().to_string_lossy().into_owned(),
+                e.header().entry_type(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn path_tar_names_entries_after_the_given_name() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path().join("dir");
+    fs::create_dir_all(d.join("sub")).unwrap();
+    fs::write(d.join("sub/f"), b"data").unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", d.join("l")).unwrap();
+    let out = write_path_tar(&d, b"renamed", Vec::new()).unwrap();
+    let names = tar_names(&out);
+    assert_eq!(
+        names,
+        vec![
+            ("renamed/".to_string(), EntryType::Directory),
+            ("renamed/l".to_string(), EntryType::Symlink),
+            ("renamed/sub/".to_string(), EntryType::Directory),
+            ("renamed/sub/f".to_string(), EntryType::Regular),
+        ]
+    );
+    let out = write_path_tar(&d.join("sub/f"), b"f", Vec::new()).unwrap();
+    assert_eq!(tar_names(&out), vec![("f".to_string(), EntryType::Regular)]);
+    // A symlink is archived, not followed.
+    let out = write_path_tar(&d.join("l"), b"l", Vec::new()).unwrap();
+    assert_eq!(tar_names(&out), vec![("l".to_string(), EntryType::Symlink)]);
+    let out = write_path_tar(&d, b".", Vec::new()).unwrap();
+    assert_eq!(tar_names(&out)[0].0, "./");
+}
+
+#[test]
+fn base_directory_is_resolved_inside_the_root() {
+    let sb = Sandbox::new();
+    fs::create_dir_all(sb.root.join("real/dir")).unwrap();
+    // A symlink in the base path that points "outside" resolves inside the root.
+    std::os::unix::fs::symlink("/real", sb.root.join("link")).unwrap();
+    std::os::unix::fs::symlink("../../../../..", sb.root.join("up")).unwrap();
+    let mut t = Tb::new();
+    t.dir("./").file("f", b"in base").hardlink("h", "f");
+    let o = ApplyOptions {
+        base: Some(PathBuf::from("link/dir")),
+        keep_whiteout_files: true,
+        ..Default::default()
+    };
+    apply_with(&sb, &t.finish(), o).unwrap();
+    assert_eq!(fs::read(sb.root.join("real/dir/f")).unwrap(), b"in base");
+    assert_eq!(
+        fs::metadata(sb.root.join("real/dir/h")).unwrap().ino(),
+        fs::metadata(sb.root.join("real/dir/f")).unwrap().ino()
+    );
+    let mut t = Tb::new();
+    t.file("g", b"x");
+    let o = ApplyOptions {
+        base: Some(PathBuf::from("up")),
+        ..Default::default()
+    };
+    apply_with(&sb, &t.finish(), o).unwrap();
+    assert_eq!(fs::read(sb.root.join("g")).unwrap(), b"x");
+    // A missing base is an error, not created.
+    let mut t = Tb::new();
+    t.file("g", b"x");
+    let o = ApplyOptions {
+        base: Some(PathBuf::from("nope/deeper")),
+        ..Default::default()
+    };
+    assert!(apply_with(&sb, &t.finish(), o).is_err());
+    assert!(!sb.root.join("nope").exists());
+    // Symlink targets are checked against the root, not the base.
+    let mut t = Tb::new();
+    t.symlink("ok", "../../real")
+        .symlink("bad", "../../../../../../x");
+    let o = ApplyOptions {
+        base: Some(PathBuf::from("real/dir")),
+        ..Default::default()
+    };
+    let e = apply_with(&sb, &t.finish(), o).unwrap_err();
+    assert!(matches!(e, LayerError::Breakout { .. }), "{e}");
+    assert_eq!(
+        fs::read_link(sb.root.join("real/dir/ok")).unwrap(),
+        PathBuf::from("../../real")
+    );
+    sb.assert_outside_untouched();
+}
