@@ -839,3 +839,84 @@ fn subnets_skip_host_routes() {
         .unwrap();
     assert!(String::from_utf8_lossy(&o.stdout).contains("10.197.0.1/24"));
 }
+
+/// A port published on every address is reached from "another host": a network namespace this
+/// test makes, linked to the host by a veth, connects to the host's end of that link (DNAT in
+/// prerouting, forwarding to the bridge).
+#[test]
+fn published_port_from_another_namespace() {
+    let Some(n) = Net::new("published_port_from_another_namespace", 8) else {
+        return;
+    };
+    let pid = std::process::id();
+    let (ns, host_if, peer_if) = (
+        format!("btns{pid}"),
+        format!("bto{}", pid % 100000),
+        format!("bti{}", pid % 100000),
+    );
+    let x = pid % 250;
+    let (host_ip, peer_ip) = (format!("10.189.{x}.1"), format!("10.189.{x}.2"));
+    let ip = |args: &[&str]| {
+        let o = Command::new("ip").args(args).output().unwrap();
+        assert!(
+            o.status.success(),
+            "ip {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    struct Outside(String, String);
+    impl Drop for Outside {
+        fn drop(&mut self) {
+            let _ = Command::new("ip")
+                .args(["link", "delete", &self.1])
+                .output();
+            let _ = Command::new("ip")
+                .args(["netns", "delete", &self.0])
+                .output();
+        }
+    }
+    ip(&["netns", "add", &ns]);
+    let _o = Outside(ns.clone(), host_if.clone());
+    ip(&[
+        "link", "add", &host_if, "type", "veth", "peer", "name", &peer_if,
+    ]);
+    ip(&["link", "set", &peer_if, "netns", &ns]);
+    ip(&["addr", "add", &format!("{host_ip}/30"), "dev", &host_if]);
+    ip(&["link", "set", &host_if, "up"]);
+    ip(&[
+        "netns",
+        "exec",
+        &ns,
+        "ip",
+        "addr",
+        "add",
+        &format!("{peer_ip}/30"),
+        "dev",
+        &peer_if,
+    ]);
+    ip(&["netns", "exec", &ns, "ip", "link", "set", &peer_if, "up"]);
+    ip(&["netns", "exec", &ns, "ip", "link", "set", "lo", "up"]);
+    let port = free_port();
+    server(&n, "wide", &["-p", &format!("{port}:80")]);
+    assert!(http_get(port).starts_with("hello-"));
+    let nsfile = std::fs::File::open(format!("/run/netns/{ns}")).unwrap();
+    let target = host_ip.clone();
+    let body = std::thread::spawn(move || {
+        nix::sched::setns(nsfile.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let mut s = TcpStream::connect_timeout(
+            &format!("{target}:{port}").parse().unwrap(),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    })
+    .join()
+    .unwrap();
+    assert!(body.contains("hello-"), "{body}");
+    n.ok(&["rm", "-f", "wide"]);
+    n.assert_clean(&[]);
+}

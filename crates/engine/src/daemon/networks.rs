@@ -347,7 +347,9 @@ impl Networks {
                     let _ = br.space.reserve(&subnet, gw, "gateway");
                 }
                 br.user_subnet = true;
-            } else if br.subnet.is_none() || br.user_subnet {
+            } else if br.subnet.is_none()
+                || (br.user_subnet && !br.space.allocated.values().any(|o| o != "gateway"))
+            {
                 let _l = host_lock();
                 let mut taken = others;
                 taken.extend(host_subnets(&own));
@@ -1748,8 +1750,9 @@ fn create_blocking(inner: &Inner, req: NetworkCreateRequest) -> ApiResult<Networ
         })?)
     };
     let nw = &inner.networks;
-    let _l = host_lock();
+    // Lock order everywhere: the state, then the host-wide lock.
     let mut st = nw.lock()?;
+    let _l = host_lock();
     if st.nets.values().any(|n| n.name == req.name) {
         return Err(ApiError::Conflict(format!(
             "network with name {} already exists",
