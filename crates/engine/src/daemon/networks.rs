@@ -440,7 +440,20 @@ impl Networks {
             return Ok(());
         }
         *last = None;
-        rs.apply().map_err(internal)?;
+        match rs.apply() {
+            Ok(()) => {}
+            // Without nft, containers still reach each other and the host; only NAT and
+            // published ports need it, so only those fail.
+            Err(::network::nft::Error::Spawn(e))
+                if e.kind() == std::io::ErrorKind::NotFound && rs.ports.is_empty() =>
+            {
+                static WARNED: std::sync::Once = std::sync::Once::new();
+                WARNED.call_once(|| {
+                    eprintln!("berth daemon: warning: nft is not installed: containers get no outbound NAT (install nftables)")
+                });
+            }
+            Err(e) => return Err(internal(e)),
+        }
         *last = Some(rs);
         Ok(())
     }
