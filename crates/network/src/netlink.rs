@@ -185,6 +185,13 @@ impl Netlink {
         )
         .map_err(Error::Socket)?;
         bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 0)).map_err(Error::Socket)?;
+        // The kernel answers at once; a stuck answer must not hang the daemon.
+        nix::sys::socket::setsockopt(
+            &fd,
+            nix::sys::socket::sockopt::ReceiveTimeout,
+            &nix::sys::time::TimeVal::new(10, 0),
+        )
+        .map_err(Error::Socket)?;
         Ok(Netlink { fd, seq: 1 })
     }
 
