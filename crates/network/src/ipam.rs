@@ -315,8 +315,8 @@ impl AddressSpace {
         } as u64;
         for i in 0..n {
             let ip = Ipv4Addr::from(lo + ((start + i) % n) as u32);
-            if !self.allocated.contains_key(&ip) {
-                self.allocated.insert(ip, owner.to_string());
+            if let std::collections::btree_map::Entry::Vacant(e) = self.allocated.entry(ip) {
+                e.insert(owner.to_string());
                 self.last = Some(ip);
                 return Ok(ip);
             }

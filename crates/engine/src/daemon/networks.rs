@@ -952,7 +952,7 @@ fn ensure_link(inner: &Inner, st: &mut State, net_id: &str) -> ApiResult<()> {
         let routes = host_subnets(&own);
         if !busy
             && n.subnet
-                .map_or(true, |s| routes.iter().any(|r| r.overlaps(&s)))
+                .is_none_or(|s| routes.iter().any(|r| r.overlaps(&s)))
         {
             let mut taken = others;
             taken.extend(routes);
@@ -1938,9 +1938,9 @@ pub(crate) async fn connect(
         let mut st = i2.networks.lock()?;
         let n = find_net(&st, &k)?.clone();
         if n.driver != "bridge" {
-            return Err(ApiError::Forbidden(format!(
-                "container cannot be disconnected from host network or connected to host network"
-            )));
+            return Err(ApiError::Forbidden(
+                "container cannot be disconnected from host network or connected to host network".into(),
+            ));
         }
         let ep = endpoint_from(&n, req.endpoint_config.as_ref())?;
         let mut cn = st.cons.get(&c.id).cloned().unwrap_or_default();
