@@ -324,6 +324,33 @@ fn containers_reach_each_other_by_name_and_alias() {
     );
     n.ok(&["rm", "-f", "web"]);
     n.ok(&["network", "rm", &net, &fixed]);
+    // Docker's network events.
+    let until = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1)
+    .to_string();
+    let ev = n.ok(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &until,
+        "--filter",
+        "type=network",
+        "--filter",
+        &format!("network={net}"),
+        "--format",
+        "{{.Action}}",
+    ]);
+    let ev: Vec<&str> = ev.lines().collect();
+    assert_eq!(ev.first(), Some(&"create"), "{ev:?}");
+    assert!(
+        ev.contains(&"connect") && ev.contains(&"disconnect"),
+        "{ev:?}"
+    );
+    assert_eq!(ev.last(), Some(&"destroy"), "{ev:?}");
     n.assert_clean(&[]);
 }
 

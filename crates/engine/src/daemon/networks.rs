@@ -203,6 +203,17 @@ fn save_net(inner: &Inner, n: &NetworkRecord) -> ApiResult<()> {
     )
 }
 
+/// Publishes a network event (`create`, `destroy`, `connect`, `disconnect`).
+fn event(inner: &Inner, action: &str, n: &NetworkRecord, container: Option<&str>) {
+    let mut a = BTreeMap::new();
+    a.insert("name".to_string(), n.name.clone());
+    a.insert("type".to_string(), n.driver.clone());
+    if let Some(c) = container {
+        a.insert("container".to_string(), c.to_string());
+    }
+    inner.bus.publish("network", action, &n.id, a);
+}
+
 /// Holds the host-wide lock that serialises subnet choice and bridge creation between berth
 /// daemons (so two daemons never pick the same free subnet at once).
 fn host_lock() -> Option<nix::fcntl::Flock<std::fs::File>> {
@@ -1050,6 +1061,7 @@ fn attach_endpoint(
         },
     )
     .map_err(internal)?;
+    event(inner, "connect", &n2, Some(id));
     Ok(ep)
 }
 
@@ -1099,6 +1111,7 @@ fn release_endpoint(inner: &Inner, st: &mut State, id: &str, ep: &mut EndpointRe
             n.space.release(ip, id);
             let n = n.clone();
             let _ = save_net(inner, &n);
+            event(inner, "disconnect", &n, Some(id));
         }
         changed = true;
     }
@@ -1843,6 +1856,7 @@ fn create_blocking(inner: &Inner, req: NetworkCreateRequest) -> ApiResult<Networ
         let _ = nw.sync_rules(&st);
         return Err(e);
     }
+    event(inner, "create", &rec, None);
     Ok(NetworkCreateResponse {
         id,
         warning: String::new(),
@@ -1891,6 +1905,7 @@ fn remove_blocking(inner: &Inner, key: &str, only_unused: bool) -> ApiResult<Opt
     st.nets.remove(&n.id);
     del(inner, NETWORKS, &n.id)?;
     nw.sync_rules(&st)?;
+    event(inner, "destroy", &n, None);
     Ok(Some(n.name))
 }
 
