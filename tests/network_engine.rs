@@ -294,6 +294,35 @@ fn containers_reach_each_other_by_name_and_alias() {
     ]);
     assert!(out.contains("10.190.77.9/24"), "{out}");
     assert!(out.contains("default via 10.190.77.254"), "{out}");
+    // --ip-range: dynamic addresses from the range only.
+    let rng = format!("rng{}", std::process::id());
+    n.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.190.88.0/24",
+        "--ip-range",
+        "10.190.88.128/25",
+        &rng,
+    ]);
+    let out = n.ok(&[
+        "run",
+        "--pull",
+        "never",
+        "--rm",
+        "--network",
+        &rng,
+        "busybox",
+        "busybox",
+        "ip",
+        "-4",
+        "-o",
+        "addr",
+        "show",
+        "eth0",
+    ]);
+    assert!(out.contains("inet 10.190.88.128/24"), "{out}");
+    n.ok(&["network", "rm", &rng]);
     n.ok(&["network", "connect", &fixed, "web"]);
     assert!(n.ok(&["inspect", "-f", "{{len .NetworkSettings.Networks}}", "web"]) == "2");
     wait_http_in(&n, &fixed, "web", "hello-");

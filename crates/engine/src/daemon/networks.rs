@@ -64,6 +64,8 @@ pub(crate) struct NetworkRecord {
     pub gateway: Option<Ipv4Addr>,
     /// The subnet was given by the user (never re-picked).
     pub user_subnet: bool,
+    /// Dynamic addresses come from this part of the subnet (`--ip-range`).
+    pub ip_range: Option<Ipv4Net>,
     pub internal: bool,
     pub attachable: bool,
     pub labels: BTreeMap<String, String>,
@@ -1020,7 +1022,7 @@ fn attach_endpoint(
         }
         None => n
             .space
-            .allocate(&subnet, id)
+            .allocate_in(&subnet, n.ip_range.as_ref(), id)
             .map_err(|e| ApiError::Forbidden(e.to_string()))?,
     };
     let n2 = n.clone();
@@ -1597,6 +1599,9 @@ fn view(st: &State, n: &NetworkRecord, with_containers: bool, inner: &Inner) -> 
         if let Some(g) = n.gateway {
             m.insert("Gateway".to_string(), serde_json::json!(g.to_string()));
         }
+        if let Some(r) = n.ip_range {
+            m.insert("IPRange".to_string(), serde_json::json!(r.to_string()));
+        }
         cfg.push(m);
     }
     let mut containers = BTreeMap::new();
@@ -1747,11 +1752,7 @@ fn create_blocking(inner: &Inner, req: NetworkCreateRequest) -> ApiResult<Networ
         .first()
         .map(|m| (s(m, "Subnet"), s(m, "Gateway"), s(m, "IPRange")))
         .unwrap_or_default();
-    if !range_s.is_empty() {
-        return Err(ApiError::InvalidParameter(
-            "--ip-range is not supported by berth yet".into(),
-        ));
-    }
+
     let user_subnet = if subnet_s.is_empty() {
         None
     } else {
@@ -1808,6 +1809,21 @@ fn create_blocking(inner: &Inner, req: NetworkCreateRequest) -> ApiResult<Networ
                 .map_err(|e| ApiError::Forbidden(e.to_string()))?
         }
     };
+    let ip_range = if range_s.is_empty() {
+        None
+    } else {
+        let r = range_s.parse::<Ipv4Net>().map_err(|_| {
+            ApiError::InvalidParameter(format!(
+                "invalid network config:\ninvalid ip-range {range_s}: invalid CIDR address: {range_s}"
+            ))
+        })?;
+        if !subnet.contains(r.addr) || r.prefix < subnet.prefix {
+            return Err(ApiError::InvalidParameter(format!(
+                "invalid network config:\nip-range {r} is not inside subnet {subnet}"
+            )));
+        }
+        Some(r)
+    };
     let gw = gateway.unwrap_or_else(|| subnet.first_host());
     let mut space = AddressSpace::default();
     space.reserve(&subnet, gw, "gateway").map_err(|_| {
@@ -1839,6 +1855,7 @@ fn create_blocking(inner: &Inner, req: NetworkCreateRequest) -> ApiResult<Networ
         subnet: Some(subnet),
         gateway: Some(gw),
         user_subnet: user_subnet.is_some(),
+        ip_range,
         internal: req.internal,
         attachable: req.attachable,
         labels: req.labels.clone().unwrap_or_default(),
