@@ -223,6 +223,7 @@ fn containers_reach_each_other_by_name_and_alias() {
     wait_http_in(&n, &net, "web", "hello-");
     wait_http_in(&n, &net, "frontend", "hello-");
     wait_http_in(&n, &net, &web[..12], "hello-");
+    wait_http_in(&n, &net, &format!("web.{net}"), "hello-");
     // resolv.conf points at the embedded server; names outside are refused, not forwarded.
     let out = n.ok(&[
         "run", "--pull", "never", "--rm", "--network", &net, "busybox", "sh", "-c",

@@ -1273,7 +1273,7 @@ fn start_dns(inner: &Arc<Inner>, id: &str) -> ApiResult<()> {
 /// with `me`, by name, short or full ID, or network alias.
 fn resolve(inner: &Inner, me: &str, name: &str) -> Option<Vec<Ipv4Addr>> {
     let name = name.trim_end_matches('.');
-    let cands: Vec<(String, Ipv4Addr, Vec<String>)> = {
+    let cands: Vec<(String, Ipv4Addr, Vec<String>, String)> = {
         let st = inner.networks.st.lock().ok()?;
         let mine: BTreeSet<&str> = st
             .cons
@@ -1292,7 +1292,12 @@ fn resolve(inner: &Inner, me: &str, name: &str) -> Option<Vec<Ipv4Addr>> {
         for (cid, c) in &st.cons {
             for e in &c.endpoints {
                 if let (Some(ip), true) = (e.ip, mine.contains(e.network_id.as_str())) {
-                    v.push((cid.clone(), ip, e.aliases.clone()));
+                    let net = st
+                        .nets
+                        .get(&e.network_id)
+                        .map(|n| n.name.to_ascii_lowercase())
+                        .unwrap_or_default();
+                    v.push((cid.clone(), ip, e.aliases.clone(), net));
                 }
             }
         }
@@ -1302,7 +1307,7 @@ fn resolve(inner: &Inner, me: &str, name: &str) -> Option<Vec<Ipv4Addr>> {
         let m = inner.containers.lock().ok()?;
         cands
             .iter()
-            .filter_map(|(id, _, _)| {
+            .filter_map(|(id, _, _, _)| {
                 m.get(id).map(|c| {
                     (
                         id.clone(),
@@ -1316,10 +1321,17 @@ fn resolve(inner: &Inner, me: &str, name: &str) -> Option<Vec<Ipv4Addr>> {
             .collect()
     };
     let mut out = Vec::new();
-    for (id, ip, aliases) in cands {
-        let hit = (name.len() >= 12 && id.starts_with(name))
-            || names.get(&id).is_some_and(|(n, _)| n == name)
-            || aliases.iter().any(|a| a.eq_ignore_ascii_case(name));
+    for (id, ip, aliases, net) in cands {
+        // `web` or, qualified by the network, `web.mynet`.
+        let bare = name
+            .strip_suffix(net.as_str())
+            .and_then(|n| n.strip_suffix('.'))
+            .filter(|_| !net.is_empty());
+        let hit = [Some(name), bare].into_iter().flatten().any(|name| {
+            (name.len() >= 12 && id.starts_with(name))
+                || names.get(&id).is_some_and(|(n, _)| n == name)
+                || aliases.iter().any(|a| a.eq_ignore_ascii_case(name))
+        });
         if hit && !out.contains(&ip) {
             out.push(ip);
         }
