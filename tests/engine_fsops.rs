@@ -149,6 +149,41 @@ fn stats_and_update() {
     );
     drop(r);
 
+    // Interfaces of the container's network namespace (lo left out): a veth pair made
+    // inside it (it goes with the namespace), traffic between its ends.
+    let pid = sb
+        .ok(&["inspect", "-f", "{{.State.Pid}}", "st2"])
+        .trim()
+        .to_string();
+    let ns = |args: &[&str]| {
+        Command::new("nsenter")
+            .args(["-t", &pid, "-n"])
+            .args(args)
+            .status()
+            .unwrap()
+            .success()
+    };
+    assert!(ns(&[
+        "ip", "link", "add", "bva", "type", "veth", "peer", "name", "bvb"
+    ]));
+    assert!(ns(&["ip", "link", "set", "bva", "up"]));
+    assert!(ns(&["ip", "link", "set", "bvb", "up"]));
+    assert!(ns(&["ip", "addr", "add", "10.254.77.1/24", "dev", "bva"]));
+    let _ = ns(&["ping", "-c", "2", "-W", "1", "10.254.77.2"]);
+    let one = Command::new("curl")
+        .args(["-s", "--unix-socket"])
+        .arg(sb.sock())
+        .arg("http://berth/v1.41/containers/st2/stats?stream=false&one-shot=true")
+        .output()
+        .unwrap();
+    let one: serde_json::Value = serde_json::from_slice(&one.stdout).unwrap();
+    let nets = one["networks"].as_object().expect("networks");
+    assert!(!nets.contains_key("lo"));
+    assert!(nets["bva"]["tx_bytes"].as_u64().unwrap() > 0, "{nets:?}");
+    assert!(nets["bvb"]["rx_packets"].as_u64().unwrap() > 0, "{nets:?}");
+    let out = sb.ok(&["stats", "--no-stream", "--format", "{{.NetIO}}", "st2"]);
+    assert_ne!(out.trim(), "0B / 0B");
+
     // docker stats (streaming) prints rows until stopped.
     let mut child = Command::new(&sb.docker)
         .args(["stats", "st2"])
@@ -554,4 +589,302 @@ fn docker_cp() {
     assert_eq!(fs::read_to_string(out.join("back")).unwrap(), "two\n");
     sb.ok(&["start", "cp1"]);
     assert_eq!(sb.ok(&["exec", "cp1", "cat", "/stopped-f2"]), "two\n");
+}
+
+/// The password of the htpasswd registry and its bcrypt hash (cost 4), as in
+/// tests/images_common.
+const TEST_PASSWORD: &str = "berth-test-pw";
+const TEST_PASSWORD_BCRYPT: &str = "$2b$04$hPiVCMIgZKfXyOuIlmTp7.WoTSJyjKejD63HOUWoem62t8ZU5wPcG";
+
+/// A docker-registry requiring basic auth (user `tester`) on a free loopback port, killed
+/// on drop. None when docker-registry is not installed.
+struct AuthRegistry {
+    port: u16,
+    child: std::process::Child,
+}
+
+impl AuthRegistry {
+    fn start(dir: &Path) -> Option<AuthRegistry> {
+        if !Path::new("/usr/bin/docker-registry").exists() {
+            return None;
+        }
+        fs::create_dir_all(dir).unwrap();
+        fs::write(
+            dir.join("htpasswd"),
+            format!("tester:{TEST_PASSWORD_BCRYPT}\n"),
+        )
+        .unwrap();
+        for _ in 0..5 {
+            let port = free_port();
+            fs::write(
+                dir.join("config.yml"),
+                format!(
+                    "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\nauth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
+                    dir.join("data").display(),
+                    dir.join("htpasswd").display()
+                ),
+            )
+            .unwrap();
+            let mut child = Command::new("/usr/bin/docker-registry")
+                .arg("serve")
+                .arg(dir.join("config.yml"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let t = std::time::Instant::now();
+            while t.elapsed() < Duration::from_secs(20) {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Some(AuthRegistry { port, child });
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("the registry did not start");
+    }
+}
+
+impl Drop for AuthRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn image_transfer() {
+    let Some(sb) = setup("image_transfer") else {
+        return;
+    };
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    sb.ok(&[
+        "run",
+        "--name",
+        "mk",
+        "busybox",
+        "sh",
+        "-c",
+        "echo saved > /saved",
+    ]);
+    sb.ok(&["commit", "mk", "mine:1"]);
+
+    // save (file and stdout), rmi, load (progress and quiet forms).
+    let tar = sb.dir.join("mine.tar");
+    sb.ok(&["save", "-o", &s(&tar), "mine:1"]);
+    assert!(tar_list(&fs::read(&tar).unwrap()).contains(&"manifest.json".to_string()));
+    let o = sb.docker(&["save", "mine:1", "busybox"]);
+    assert!(o.status.success());
+    assert!(o.stdout.len() > 1_000_000);
+    assert!(!sb.docker(&["save", "nosuch:1"]).status.success());
+    sb.ok(&["rm", "mk"]);
+    sb.ok(&["rmi", "mine:1"]);
+    assert_eq!(sb.ok(&["load", "-i", &s(&tar)]), "Loaded image: mine:1\n");
+    assert_eq!(
+        sb.ok(&["run", "--rm", "mine:1", "cat", "/saved"]),
+        "saved\n"
+    );
+    let data = fs::read(&tar).unwrap();
+    let mut child = Command::new(&sb.docker)
+        .args(["load", "-q"])
+        .env("DOCKER_HOST", format!("unix://{}", sb.sock().display()))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&data).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success());
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "Loaded image: mine:1\n");
+    let bad = sb.dir.join("bad.tar");
+    fs::write(&bad, b"not a tar at all").unwrap();
+    assert!(!sb.docker(&["load", "-i", &s(&bad)]).status.success());
+
+    // import from stdin with changes and a message.
+    let root = sb.dir.join("imp");
+    fs::create_dir_all(root.join("bin")).unwrap();
+    fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+    fs::write(root.join("hello.txt"), "imported\n").unwrap();
+    let t = Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .args(["-cf", "-", "."])
+        .output()
+        .unwrap()
+        .stdout;
+    let mut child = Command::new(&sb.docker)
+        .args([
+            "import",
+            "-c",
+            "CMD [\"/bin/busybox\", \"cat\", \"/hello.txt\"]",
+            "-c",
+            "ENV X=1",
+            "-m",
+            "from a tar",
+            "-",
+            "imp:1",
+        ])
+        .env("DOCKER_HOST", format!("unix://{}", sb.sock().display()))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&t).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stdout)
+        .trim()
+        .starts_with("sha256:"));
+    assert_eq!(sb.ok(&["run", "--rm", "imp:1"]), "imported\n");
+    assert_eq!(
+        sb.ok(&["history", "--format", "{{.Comment}}", "imp:1"])
+            .trim(),
+        "from a tar"
+    );
+    assert_eq!(
+        sb.ok(&["inspect", "-f", "{{.Config.Env}}", "imp:1"]).trim(),
+        "[X=1]"
+    );
+
+    // login and push to a registry with basic auth.
+    let Some(reg) = AuthRegistry::start(&sb.dir.join("registry")) else {
+        eprintln!("SKIP push/login: no docker-registry");
+        return;
+    };
+    let addr = format!("127.0.0.1:{}", reg.port);
+    let e = sb.docker(&["login", "-u", "tester", "-p", "wrong", &addr]);
+    assert!(!e.status.success());
+    let o = sb.docker_in(
+        &["login", "-u", "tester", "--password-stdin", &addr],
+        Some(TEST_PASSWORD),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Login Succeeded"));
+    let target = format!("{addr}/berth/mine:1");
+    sb.ok(&["tag", "mine:1", &target]);
+    let out = sb.ok(&["push", &target]);
+    assert!(
+        out.contains(&format!(
+            "The push refers to repository [{addr}/berth/mine]"
+        )),
+        "{out}"
+    );
+    assert!(out.contains(": Pushed"), "{out}");
+    let last = out.lines().last().unwrap();
+    assert!(
+        last.starts_with("1: digest: sha256:") && last.contains(" size: "),
+        "{out}"
+    );
+    // Pushed again: the layers exist.
+    assert!(sb.ok(&["push", &target]).contains("Layer already exists"));
+    // The pushed image is what a pull gets back.
+    sb.ok(&["rmi", &target, "mine:1"]);
+    sb.ok(&["pull", &target]);
+    assert_eq!(sb.ok(&["run", "--rm", &target, "cat", "/saved"]), "saved\n");
+    assert!(sb
+        .ok(&[
+            "images",
+            "--digests",
+            "--format",
+            "{{.Digest}}",
+            &format!("{addr}/berth/mine")
+        ])
+        .starts_with("sha256:"));
+    // Without credentials the registry refuses.
+    sb.ok(&["logout", &addr]);
+    let e = sb.docker(&["push", &target]);
+    assert!(!e.status.success());
+    let e = sb.docker(&["push", &format!("{addr}/nosuch:1")]);
+    assert!(String::from_utf8_lossy(&e.stderr).contains("An image does not exist locally"));
+
+    // image prune: dangling first, then every unused image.
+    sb.ok(&["run", "--name", "keep", "busybox", "true"]);
+    sb.ok(&["commit", "keep"]);
+    let before = sb.ok(&["images", "-q"]).lines().count();
+    let out = sb.ok(&["image", "prune", "-f"]);
+    assert!(out.contains("deleted: sha256:"), "{out}");
+    assert_eq!(sb.ok(&["images", "-q"]).lines().count(), before - 1);
+    assert!(sb
+        .ok(&["image", "prune", "-a", "-f", "--filter", "until=1h"])
+        .contains("Total reclaimed space: 0B"));
+    sb.ok(&["image", "prune", "-a", "-f"]);
+    // busybox is used by the container "keep": kept.
+    assert_eq!(
+        sb.ok(&["images", "--format", "{{.Repository}}"]),
+        "busybox\n"
+    );
+}
+
+/// docker-py (the Docker SDK for Python) over the same endpoints: stats (one sample and a
+/// stream), diff, commit, get_archive / put_archive, update, save and load.
+#[test]
+fn docker_py_fsops() {
+    let has_py = Command::new("python3")
+        .args(["-c", "import docker"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !has_py {
+        eprintln!("SKIP docker_py_fsops: no docker-py");
+        return;
+    }
+    let Some(sb) = setup("docker_py_fsops") else {
+        return;
+    };
+    let script = r#"
+import io, sys, tarfile, docker
+c = docker.DockerClient(base_url="unix://" + sys.argv[1], version="1.41")
+ct = c.containers.run("busybox", ["sleep", "300"], detach=True, name="py1")
+s = ct.stats(stream=False)
+assert s["name"] == "/py1", s
+assert s["memory_stats"]["usage"] > 0 and s["pids_stats"]["current"] == 1, s
+gen = ct.stats(stream=True, decode=True)
+a, b = next(gen), next(gen)
+assert b["preread"] == a["read"], (a["read"], b["preread"])
+gen.close()
+buf = io.BytesIO()
+with tarfile.open(fileobj=buf, mode="w") as t:
+    data = b"from python\n"
+    ti = tarfile.TarInfo("py.txt"); ti.size = len(data); ti.mode = 0o644
+    t.addfile(ti, io.BytesIO(data))
+assert ct.put_archive("/etc", buf.getvalue())
+bits, stat = ct.get_archive("/etc/py.txt")
+assert stat["name"] == "py.txt" and stat["size"] == 12, stat
+with tarfile.open(fileobj=io.BytesIO(b"".join(bits))) as t:
+    assert t.extractfile("py.txt").read() == b"from python\n"
+assert {"Path": "/etc/py.txt", "Kind": 1} in ct.diff(), ct.diff()
+ct.update(mem_limit="32m", memswap_limit="64m", cpu_shares=256)
+ct.reload()
+assert ct.attrs["HostConfig"]["Memory"] == 32 * 1024 * 1024
+assert ct.attrs["HostConfig"]["CpuShares"] == 256
+img = ct.commit(repository="pyimg", tag="1", message="py commit")
+r = c.containers.run("pyimg:1", ["cat", "/etc/py.txt"], detach=True)
+r.wait()
+assert r.logs() == b"from python\n", r.logs()
+r.remove()
+data = b"".join(c.images.get("pyimg:1").save(named=True))
+c.images.remove("pyimg:1")
+loaded = c.images.load(data)
+assert "pyimg:1" in loaded[0].tags, loaded
+ct.remove(force=True)
+print("ok")
+"#;
+    let o = Command::new("timeout")
+        .arg("120")
+        .arg("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(sb.sock())
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == "ok",
+        "docker-py: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
 }

@@ -377,13 +377,34 @@ fn binds_tmpfs_and_volumes_from() {
     );
     assert!(!nope.exists());
 
+    // A shared and a private host mount, for propagation.
+    let shd = sb.dir.join("shared-mnt");
+    let prv = sb.dir.join("private-mnt");
+    for (d, flag) in [
+        (&shd, nix::mount::MsFlags::MS_SHARED),
+        (&prv, nix::mount::MsFlags::MS_PRIVATE),
+    ] {
+        fs::create_dir_all(d).unwrap();
+        nix::mount::mount(
+            Some(d.as_path()),
+            d.as_path(),
+            None::<&str>,
+            nix::mount::MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .unwrap();
+        nix::mount::mount(None::<&str>, d.as_path(), None::<&str>, flag, None::<&str>).unwrap();
+    }
+    let shd_s = shd.display().to_string();
+    let prv_s = prv.display().to_string();
+
     // inspect shows binds as docker does.
     sb.ok(&[
         "create",
         "--name",
         "bi",
         "-v",
-        &format!("{h}:/h:ro,rslave"),
+        &format!("{shd_s}:/h:ro,rslave"),
         "--mount",
         &format!("type=bind,src={h},dst=/h2"),
         "--tmpfs",
@@ -397,7 +418,7 @@ fn binds_tmpfs_and_volumes_from() {
     assert_eq!(ms.len(), 2, "--tmpfs is not listed: {ms:?}");
     let m = ms.iter().find(|m| m["Destination"] == "/h").unwrap();
     assert_eq!(m["Type"], "bind");
-    assert_eq!(m["Source"], h.as_str());
+    assert_eq!(m["Source"], shd_s.as_str());
     assert_eq!(m["Mode"], "ro,rslave");
     assert_eq!(m["RW"], false);
     assert_eq!(m["Propagation"], "rslave");
@@ -407,6 +428,65 @@ fn binds_tmpfs_and_volumes_from() {
         (Some(""), Some("rprivate"))
     );
     sb.ok(&["rm", "bi"]);
+
+    // Propagation: shared/slave need a shared host mount (docker's errors); rshared makes a
+    // mount made on the host afterwards appear in the container, rprivate does not.
+    let e = fails(
+        &sb,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            &format!("{prv_s}:/p:rshared"),
+            "busybox",
+            "true",
+        ],
+    );
+    assert!(
+        e.contains(&format!(
+            "path {prv_s} is mounted on {prv_s} but it is not a shared mount"
+        )),
+        "{e}"
+    );
+    let e = fails(
+        &sb,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            &format!("{prv_s}:/p:slave"),
+            "busybox",
+            "true",
+        ],
+    );
+    assert!(e.contains("but it is not a shared or slave mount"), "{e}");
+    sb.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "prop",
+        "-v",
+        &format!("{shd_s}:/s:rshared"),
+        "-v",
+        &format!("{shd_s}:/q"),
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    fs::create_dir_all(shd.join("late")).unwrap();
+    nix::mount::mount(
+        Some("tmpfs"),
+        &shd.join("late"),
+        Some("tmpfs"),
+        nix::mount::MsFlags::empty(),
+        None::<&str>,
+    )
+    .unwrap();
+    let mounts = sb.ok(&["exec", "prop", "cat", "/proc/mounts"]);
+    assert!(mounts.contains(" /s/late tmpfs"), "{mounts}");
+    assert!(!mounts.contains(" /q/late "), "{mounts}");
+    sb.ok(&["rm", "-f", "prop"]);
+    let _ = nix::mount::umount2(&shd.join("late"), nix::mount::MntFlags::MNT_DETACH);
 
     // tmpfs
     let out = sb.ok(&[
@@ -557,6 +637,12 @@ fn volume_api_and_driver_options() {
     );
     assert!(fails(&sb, &["volume", "rm", "-f", "v1"]).contains("volume is in use"));
     assert_eq!(
+        sb.ok(&["ps", "-a", "--no-trunc", "-q", "--filter", "volume=v1"])
+            .trim(),
+        id
+    );
+    assert_eq!(sb.ok(&["ps", "-a", "-q", "--filter", "volume=other"]), "");
+    assert_eq!(
         sb.ok(&["volume", "ls", "-q", "-f", "dangling=false"]),
         "v1\n"
     );
@@ -676,6 +762,11 @@ fn bad_mounts_are_refused_with_nothing_made() {
         (&["-v", "okvol:/x", "-v", "a/b:/y"], "invalid characters for a local volume name"),
         (&["-v", "okvol:/x", "--volumes-from", "ghost"], "No such container: ghost"),
         (&["-v", "okvol:/"], "destination can't be '/'"),
+        // Fails after the volumes were made (the bundle): they are removed again.
+        (
+            &["-v", "okvol:/x", "-v", "/anon", "--user", "nosuchuser"],
+            "unable to find user nosuchuser",
+        ),
     ];
     for (flags, want) in cases {
         let mut args = vec!["run", "--rm"];

@@ -6,13 +6,17 @@ mod runtime_spec;
 
 fn usage() -> i32 {
     eprintln!(
-        "Usage: berth COMMAND\n\n\
-         Commands:\n  \
-           images    List images (also: image ls|inspect|history|tag|rm|prune|save|load|import)\n  \
-           tag, rmi, save, load, import, history, inspect\n  \
+        "Usage: berth [-H HOST] [--data-root DIR] COMMAND\n\n\
+         docker's commands, through the daemon (started on first use):\n  \
+           run, create, start, stop, restart, kill, pause, unpause, rm, rename, wait, attach,\n  \
+           logs, exec, top, stats, cp, diff, commit, export, port, update, ps, inspect, events,\n  \
+           info, version, system df|prune, container …, image …, images, pull, push, tag, rmi,\n  \
+           save, load, import, history, login, logout, volume …, network …\n  \
+           (`berth COMMAND --help` for each; with --data-root the image commands and run work\n  \
+           in-process on that directory instead)\n\n\
+         Other commands:\n  \
            daemon    Run the engine daemon (Docker Engine API on a unix socket)\n  \
-           runtime   OCI runtime with runc's command line (also invoked as berth-runtime)\n  \
-           version   Show the berth version\n"
+           runtime   OCI runtime with runc's command line (also invoked as berth-runtime)\n"
     );
     125
 }
@@ -34,7 +38,7 @@ fn main() {
                 a.extend(args[2..].iter().cloned());
                 shim::main(a)
             }
-            Some("version") | Some("--version") | Some("-v") => {
+            Some("--version") | Some("-v") => {
                 println!("berth version {}", env!("CARGO_PKG_VERSION"));
                 0
             }

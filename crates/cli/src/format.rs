@@ -97,7 +97,7 @@ impl Template {
                 return Err(Error(format!("empty action in {src:?}")));
             }
             match toks[0].as_str() {
-                "json" | "join" | "upper" | "lower" | "println" | "title" => {}
+                "json" | "join" | "upper" | "lower" | "println" | "title" | "index" => {}
                 t if t.starts_with('.') => {}
                 other => {
                     return Err(Error(format!(
@@ -192,6 +192,9 @@ fn arg(tok: &str, v: &Value) -> Value {
     if let Some(s) = tok.strip_prefix('"') {
         return Value::String(s.to_string());
     }
+    if let Ok(n) = tok.parse::<u64>() {
+        return Value::from(n);
+    }
     lookup(tok, v).cloned().unwrap_or(Value::Null)
 }
 
@@ -220,6 +223,26 @@ fn eval(toks: &[String], v: &Value) -> String {
             }
         }
         "println" => format!("{}\n", go_string(&a(1))),
+        "index" => {
+            let mut cur = a(1);
+            for i in 2..toks.len() {
+                let k = a(i);
+                cur = match (&cur, &k) {
+                    (Value::Object(o), Value::String(k)) => {
+                        o.get(k).cloned().unwrap_or(Value::Null)
+                    }
+                    (Value::Array(v), Value::Number(n)) => n
+                        .as_u64()
+                        .and_then(|n| v.get(n as usize).cloned())
+                        .unwrap_or(Value::Null),
+                    _ => Value::Null,
+                };
+            }
+            match cur {
+                Value::Null => "<no value>".into(),
+                v => go_string(&v),
+            }
+        }
         field => match lookup(field, v) {
             Some(x) => go_string(x),
             None => "<no value>".into(),
@@ -227,14 +250,85 @@ fn eval(toks: &[String], v: &Value) -> String {
     }
 }
 
+/// Re-indents a JSON document as Go's `json.Indent(dst, src, "", "    ")`, keeping the
+/// daemon's field order (what `docker inspect` prints).
+pub fn indent_json(src: &[u8]) -> String {
+    let mut out = String::with_capacity(src.len() * 2);
+    let mut depth = 0usize;
+    let mut in_str = false;
+    let mut esc = false;
+    let mut need_indent = false;
+    let text = String::from_utf8_lossy(src);
+    let mut chars = text.chars().peekable();
+    let newline = |out: &mut String, depth: usize| {
+        out.push('\n');
+        for _ in 0..depth {
+            out.push_str("    ");
+        }
+    };
+    while let Some(c) = chars.next() {
+        if in_str {
+            out.push(c);
+            if esc {
+                esc = false;
+            } else if c == '\\' {
+                esc = true;
+            } else if c == '"' {
+                in_str = false;
+            }
+            continue;
+        }
+        if c.is_whitespace() {
+            continue;
+        }
+        if need_indent && c != ']' && c != '}' {
+            need_indent = false;
+            depth += 1;
+            newline(&mut out, depth);
+        }
+        match c {
+            '"' => {
+                in_str = true;
+                out.push(c);
+            }
+            '{' | '[' => {
+                out.push(c);
+                need_indent = true;
+            }
+            '}' | ']' => {
+                if need_indent {
+                    // An empty object or array stays `{}` / `[]`.
+                    need_indent = false;
+                } else {
+                    depth = depth.saturating_sub(1);
+                    newline(&mut out, depth);
+                }
+                out.push(c);
+            }
+            ',' => {
+                out.push(c);
+                newline(&mut out, depth);
+            }
+            ':' => out.push_str(": "),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 /// Align tab-separated cells like Go's tabwriter(minwidth 10, tabwidth 1, padding 3): every
 /// cell followed by a tab is padded to its column's width; the last cell of a line is not.
 pub fn align(text: &str) -> String {
+    align_min(text, 10)
+}
+
+/// [`align`] with another minimum cell width (`docker top` uses 20).
+pub fn align_min(text: &str, min: usize) -> String {
     let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split('\t').collect()).collect();
     let mut widths: Vec<usize> = Vec::new();
     for l in &lines {
         for (i, c) in l.iter().enumerate().take(l.len().saturating_sub(1)) {
-            let w = (c.chars().count() + 3).max(10);
+            let w = (c.chars().count() + 3).max(min);
             if widths.len() <= i {
                 widths.push(w);
             } else {
@@ -310,6 +404,21 @@ mod tests {
         assert_eq!(
             out,
             "REPOSITORY   IMAGE ID\nbusybox      1\nx            22\n"
+        );
+    }
+
+    #[test]
+    fn indent_like_go() {
+        assert_eq!(
+            indent_json(br#"[{"a":1,"b":[],"c":{},"d":["x",{"e":"y,z"}]}]"#),
+            "[\n    {\n        \"a\": 1,\n        \"b\": [],\n        \"c\": {},\n        \"d\": [\n            \"x\",\n            {\n                \"e\": \"y,z\"\n            }\n        ]\n    }\n]"
+        );
+        let v = json!({"Labels": {"a": "b"}, "L": [1, 2]});
+        assert_eq!(
+            Template::parse("{{index .Labels \"a\"}} {{index .L 1}}")
+                .unwrap()
+                .render(&v),
+            "b 2"
         );
     }
 

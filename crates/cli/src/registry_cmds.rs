@@ -144,16 +144,7 @@ pub fn push(data_root: &std::path::Path, name: &str, quiet: bool) -> Result<i32>
             reference.familiar_name()
         )
     })?;
-    let (mdigest, _) = images.manifest(&img)?;
-    let bytes = images.content.get_bytes(&mdigest)?;
-    let media_type = serde_json::from_slice::<serde_json::Value>(&bytes)
-        .ok()
-        .and_then(|v| {
-            v.get("mediaType")
-                .and_then(|m| m.as_str())
-                .map(String::from)
-        })
-        .unwrap_or_else(|| image::config::MEDIA_OCI_MANIFEST.to_string());
+    let (_, bytes, media_type) = images.manifest_for_push(&img)?;
     let client = client()?;
     let rt = runtime()?;
     let progress = if quiet {

@@ -93,6 +93,11 @@ pub fn create(
         }
         let run = image::spec::build_spec(&config, &opts, &layout.target)
             .map_err(|e| Error::Spec(e.to_string()))?;
+        // Docker creates a missing working directory (-w, WORKDIR) in the rootfs.
+        if !run.working_dir.is_empty() && run.working_dir != "/" {
+            image::spec::ensure_workdir(&layout.target, &run.working_dir)
+                .map_err(|e| Error::Spec(e.to_string()))?;
+        }
         let mut spec = serde_json::to_value(&run.spec).map_err(|e| Error::Spec(e.to_string()))?;
         spec["root"]["path"] = json!("rootfs");
         spec["linux"]["cgroupsPath"] = json!(format!("/berth/{id}"));

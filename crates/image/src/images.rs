@@ -316,6 +316,25 @@ impl Images {
         Ok((d, m))
     }
 
+    /// What a push sends for an image: its manifest's digest, bytes as stored and media
+    /// type (from the document, OCI's when it names none).
+    pub fn manifest_for_push(
+        &self,
+        img: &ImageRecord,
+    ) -> Result<(Digest, Vec<u8>, String), ImagesError> {
+        let (d, _) = self.manifest(img)?;
+        let bytes = self.content.get_bytes(&d)?;
+        let media_type = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| {
+                v.get("mediaType")
+                    .and_then(|m| m.as_str())
+                    .map(String::from)
+            })
+            .unwrap_or_else(|| MEDIA_OCI_MANIFEST.to_string());
+        Ok((d, bytes, media_type))
+    }
+
     /// `docker tag SOURCE TARGET`.
     pub fn tag(&self, source: &str, target: &str) -> Result<ImageRecord, ImagesError> {
         let img = self.store.resolve(source)?;

@@ -61,6 +61,13 @@ pub fn running_sealed() -> bool {
 /// Make sure `/run/berth/exe/<dev>-<inode>-<mtime>/berth` is a read-only bind of the current
 /// binary; return its path.
 pub fn sealed_path() -> Result<PathBuf, Error> {
+    sealed_path_in(Path::new(SEALED_DIR))
+}
+
+/// Make sure `BASE/<dev>-<inode>-<mtime>/berth` is a read-only bind of the current binary;
+/// return its path. A daemon seals under its own exec root; the key keeps builds apart even
+/// under one base (a single machine-wide seal would be re-bound by whichever started last).
+pub fn sealed_path_in(base: &Path) -> Result<PathBuf, Error> {
     let exe = std::fs::read_link("/proc/self/exe").map_err(|source| Error::Io {
         what: "readlink",
         path: "/proc/self/exe".into(),
@@ -72,7 +79,7 @@ pub fn sealed_path() -> Result<PathBuf, Error> {
         source,
     })?;
     let key = format!("{}-{}-{}", md.dev(), md.ino(), md.mtime());
-    let dir_buf = Path::new(SEALED_DIR).join(key);
+    let dir_buf = base.join(key);
     let dir = dir_buf.as_path();
     let target = dir.join("berth");
     if is_readonly(&target) && same_file(&target, &exe) {

@@ -321,6 +321,8 @@ fn forwarded_signals() -> libc::sigset_t {
 /// PID 1, forwards signals to the child, reaps zombies, and exits with the child's status.
 fn become_init(args: &[String]) {
     let set = forwarded_signals();
+    // Before forking: a `ps` the child runs must already see the init's title.
+    set_init_title(args);
     // Block them before forking: none sent between the fork and the wait loop is lost.
     // SAFETY: sigprocmask with a valid set on this single-threaded process.
     unsafe { libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) };
@@ -348,7 +350,7 @@ fn become_init(args: &[String]) {
                 None,
             );
         }
-        Ok(nix::unistd::ForkResult::Parent { child }) => init_loop(child.as_raw(), &set, args),
+        Ok(nix::unistd::ForkResult::Parent { child }) => init_loop(child.as_raw(), &set),
     }
 }
 
@@ -391,11 +393,10 @@ fn set_init_title(args: &[String]) {
 
 /// PID 1 of a `--init` container: wait for signals; forward them to `child`; on SIGCHLD reap
 /// every exited process, and when `child` is one of them, exit with its status.
-fn init_loop(child: libc::pid_t, set: &libc::sigset_t, args: &[String]) -> ! {
+fn init_loop(child: libc::pid_t, set: &libc::sigset_t) -> ! {
     // The runtime's descriptors (sync socket, exec fifo, console socket) are not ours to keep.
     // SAFETY: close_range on descriptors above stdio; nothing in this process uses them.
     unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
-    set_init_title(args);
     loop {
         // SAFETY: waits for one of the blocked signals in `set`; no siginfo wanted.
         let sig = unsafe { libc::sigwaitinfo(set, std::ptr::null_mut()) };

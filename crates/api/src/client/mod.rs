@@ -15,7 +15,7 @@ mod ops;
 mod streams;
 
 pub use error::ClientError;
-pub use ops::PingInfo;
+pub use ops::{PendingWait, PingInfo};
 pub use streams::{FrameReader, HijackedStream, InputWriter};
 
 use std::io;

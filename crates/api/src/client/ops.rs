@@ -31,6 +31,33 @@ pub struct PingInfo {
 
 type Q = Vec<(&'static str, String)>;
 
+/// A wait the daemon has registered (see [`Client::container_wait_begin`]).
+pub struct PendingWait {
+    body: ByteStream,
+}
+
+impl PendingWait {
+    /// The exit status once the condition is met; a wait that failed on the daemon's side
+    /// (`Error.Message`) is an error.
+    pub async fn result(mut self) -> Result<ContainerWaitResponse, ClientError> {
+        use futures_util::StreamExt;
+        let mut buf = Vec::new();
+        while let Some(chunk) = self.body.next().await {
+            let chunk = chunk.map_err(|e| ClientError::Stream(e.message().to_string()))?;
+            buf.extend_from_slice(&chunk);
+        }
+        let r: ContainerWaitResponse =
+            serde_json::from_slice(&buf).map_err(|source| ClientError::Decode {
+                what: "container wait".into(),
+                source,
+            })?;
+        match &r.error {
+            Some(e) if !e.message.is_empty() => Err(ClientError::Stream(e.message.clone())),
+            _ => Ok(r),
+        }
+    }
+}
+
 fn flag(q: &mut Q, k: &'static str, v: bool) {
     if v {
         q.push((k, "1".to_string()));
@@ -261,6 +288,43 @@ impl Client {
             Some(e) if !e.message.is_empty() => Err(ClientError::Stream(e.message.clone())),
             _ => Ok(r),
         }
+    }
+
+    /// `POST /containers/{id}/wait` in two steps: this returns once the daemon has taken
+    /// the wait (its answer's headers came), so a `start` sent afterwards cannot be missed;
+    /// [`PendingWait::result`] then resolves when the condition is met.
+    pub async fn container_wait_begin(
+        &self,
+        id: &str,
+        condition: WaitCondition,
+    ) -> Result<PendingWait, ClientError> {
+        let c = match condition {
+            WaitCondition::NotRunning => "not-running",
+            WaitCondition::NextExit => "next-exit",
+            WaitCondition::Removed => "removed",
+        };
+        let (_, body) = self
+            .bytes(
+                Method::POST,
+                &format!("/containers/{}/wait", escape_path(id)),
+                &[("condition", c.to_string())],
+                Body::Empty,
+            )
+            .await?;
+        Ok(PendingWait { body })
+    }
+
+    /// A `GET` answered with JSON, returned as the daemon's bytes (field order kept, for
+    /// `inspect`).
+    pub async fn get_raw(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<bytes::Bytes, ClientError> {
+        let resp = self
+            .request(Method::GET, path, query, &[], Body::Empty)
+            .await?;
+        super::read_all(resp.into_body(), 256 << 20).await
     }
 
     /// `DELETE /containers/{id}`.

@@ -68,6 +68,11 @@ pub(crate) fn lookup(inner: &Inner, key: &str) -> ApiResult<ContainerRecord> {
     }
 }
 
+/// [`lookup`] for the daemon's other modules.
+pub(crate) fn find(inner: &Inner, key: &str) -> ApiResult<ContainerRecord> {
+    lookup(inner, key)
+}
+
 fn save(inner: &Inner, c: &ContainerRecord) -> ApiResult<()> {
     inner.store.put(c).map_err(internal)?;
     inner
@@ -292,6 +297,12 @@ pub async fn create(
     let mut hc = hc;
     if hc.network_mode.is_empty() || hc.network_mode == "default" {
         hc.network_mode = "bridge".into();
+    }
+    if hc.restart_policy.is_none() {
+        hc.restart_policy = Some(api::types::container::RestartPolicy {
+            name: "no".into(),
+            maximum_retry_count: 0,
+        });
     }
     hc.runtime = Some(runtime_name);
     {
@@ -572,9 +583,9 @@ fn monitor(inner: Arc<Inner>, id: String) {
             again = restart::on_exit(&inner, c);
         });
         if let Ok(c) = &rec {
-            inner
-                .bus
-                .container(c, "die", &[("exitCode", code.to_string())]);
+            let ran = super::events::seconds_between(&c.state.started_at, &c.state.finished_at);
+            let attrs = [("exitCode", code.to_string()), ("execDuration", ran)];
+            inner.bus.container(c, "die", &attrs);
         }
         super::volumes::deactivate(&inner, &id);
         let _ = inner.events.send(Event::Die(id.clone(), code));
@@ -647,6 +658,9 @@ pub(crate) async fn start_as(inner: &Arc<Inner>, key: &str, by_user: bool) -> Ap
     }
     let (i2, id) = (inner.clone(), c.id.clone());
     let earlier = c.state.error.clone();
+    // Taken before the start request: a process that exits at once must not show a
+    // FinishedAt earlier than its StartedAt.
+    let started = now_rfc3339();
     let r = blocking(move || {
         ensure_shim(&i2, &id)?;
         shim::client::control(
@@ -685,7 +699,7 @@ pub(crate) async fn start_as(inner: &Arc<Inner>, key: &str, by_user: bool) -> Ap
     }
     update(inner, &c.id, |c| {
         c.state.status = "running".into();
-        c.state.started_at = now_rfc3339();
+        c.state.started_at = started.clone();
         c.state.finished_at = ZERO_TIME.into();
         c.state.exit_code = 0;
         c.state.error.clear();
@@ -803,10 +817,15 @@ pub async fn kill(inner: &Arc<Inner>, key: &str, signal: Option<String>) -> ApiR
             c.id
         )));
     }
-    if restart::stopped_by_user(inner, &c.id)? {
+    let sig = signal.as_deref().unwrap_or("SIGKILL");
+    if restart::is_fatal(sig, c.config.stop_signal.as_deref()) {
+        if restart::stopped_by_user(inner, &c.id)? {
+            return Ok(());
+        }
+    } else if c.state.status == "restarting" {
         return Ok(());
     }
-    send_signal(inner, &c.id, signal.as_deref().unwrap_or("SIGKILL")).await
+    send_signal(inner, &c.id, sig).await
 }
 
 /// Pause or unpause through the runtime (`berth runtime --root R pause|resume ID`).
@@ -1047,7 +1066,7 @@ pub async fn prune(inner: &Arc<Inner>, filters: api::Filters) -> ApiResult<Conta
 }
 
 /// A prune `until`: Unix seconds, RFC 3339, or a Go duration before now (`24h`, `10m`).
-fn parse_until(u: &str) -> ApiResult<i64> {
+pub(crate) fn parse_until(u: &str) -> ApiResult<i64> {
     let bad = || ApiError::InvalidParameter(format!("invalid value for until: {u:?}"));
     if let Ok(t) = u.parse::<api::time::Timestamp>() {
         return Ok(t.seconds);
@@ -1085,8 +1104,10 @@ fn dir_size(p: &Path) -> u64 {
 pub async fn disk_usage(inner: &Arc<Inner>, opts: DiskUsageOptions) -> ApiResult<DiskUsage> {
     let want = |t: &str| opts.types.is_empty() || opts.types.iter().any(|x| x == t);
     let mut du = DiskUsage::default();
+    let images = super::images::list(inner, ImageListOptions::default()).await?;
+    let image_size: std::collections::HashMap<String, i64> =
+        images.iter().map(|i| (i.id.clone(), i.size)).collect();
     if want("image") {
-        let images = super::images::list(inner, ImageListOptions::default()).await?;
         du.layers_size = images.iter().map(|i| i.size).sum();
         du.images = Some(
             images
@@ -1110,7 +1131,9 @@ pub async fn disk_usage(inner: &Arc<Inner>, opts: DiskUsageOptions) -> ApiResult
                 .map(|mut c| {
                     c.size_rw =
                         Some(dir_size(&crate::bundle::dir(&root, &c.id).join("upper")) as i64);
-                    c.size_root_fs = c.size_rw;
+                    c.size_root_fs = Some(
+                        c.size_rw.unwrap_or(0) + image_size.get(&c.image_id).copied().unwrap_or(0),
+                    );
                     c
                 })
                 .collect::<Vec<_>>())
@@ -1221,16 +1244,43 @@ pub fn list(inner: &Arc<Inner>, opts: ContainerListOptions) -> ApiResult<Vec<Con
         if !f.exact_match("health", health::filter_value(&c)) {
             continue;
         }
+        // exited=<code>: stopped containers that ran and exited with that code (docker's).
+        let exited = f.get("exited");
+        if !exited.is_empty()
+            && (is_running(&c)
+                || c.state.started_at == ZERO_TIME
+                || !exited
+                    .iter()
+                    .any(|e| e.parse::<i64>().ok() == Some(c.state.exit_code)))
+        {
+            continue;
+        }
         let labels = c.config.labels.clone().unwrap_or_default();
         if f.contains("label") && !f.match_labels("label", &labels) {
+            continue;
+        }
+        let vols = f.get("volume");
+        if !vols.is_empty()
+            && !c
+                .mounts
+                .iter()
+                .any(|m| vols.iter().any(|v| *v == m.name || *v == m.destination))
+        {
             continue;
         }
         let anc = f.get("ancestor");
         if !anc.is_empty() && !anc.iter().any(|a| *a == c.image || c.image_id.contains(a)) {
             continue;
         }
+        // docker quotes the arguments that hold a space: `sh -c 'exit 3'`.
         let mut cmd = vec![c.path.clone()];
-        cmd.extend(c.args.iter().cloned());
+        cmd.extend(c.args.iter().map(|a| {
+            if a.contains(' ') {
+                format!("'{a}'")
+            } else {
+                a.clone()
+            }
+        }));
         out.push(ContainerSummary {
             id: c.id.clone(),
             names: vec![format!("/{}", c.name)],

@@ -158,6 +158,15 @@ impl Bus {
     }
 }
 
+/// Whole seconds from RFC 3339 time `a` to `b` (`execDuration` of a `die` event).
+pub(crate) fn seconds_between(a: &str, b: &str) -> String {
+    let n = |t: &str| shim::timefmt::parse_rfc3339_nanos(t.as_bytes()).map(|n| n as i128);
+    match (n(a), n(b)) {
+        (Some(a), Some(b)) if b > a => ((b - a) / 1_000_000_000).to_string(),
+        _ => "0".into(),
+    }
+}
+
 /// Docker's `FuzzyMatch`: true when `name` is not given, or one of its values is a prefix of
 /// the actor's ID or of its `name` attribute.
 fn fuzzy_name(f: &Filters, name: &str, m: &EventMessage) -> bool {

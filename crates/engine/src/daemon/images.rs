@@ -80,7 +80,7 @@ pub async fn list(inner: &Arc<Inner>, opts: ImageListOptions) -> ApiResult<Vec<I
 fn ref_match(pattern: &str, tag: &str) -> bool {
     let (repo, t) = tag.rsplit_once(':').unwrap_or((tag, "latest"));
     match pattern.rsplit_once(':') {
-        Some((p, pt)) if !p.contains('/') || !pt.contains('/') => glob(p, repo) && glob(pt, t),
+        Some((p, pt)) if !pt.contains('/') => glob(p, repo) && glob(pt, t),
         _ => glob(pattern, repo),
     }
 }
@@ -418,4 +418,47 @@ pub async fn pull(
         rx,
         |mut rx| async move { rx.recv().await.map(|m| (m, rx)) },
     )))
+}
+
+/// `POST /images/prune`: removes images no container uses: only dangling ones (no tag)
+/// unless `dangling=false` (`docker image prune -a`); filters `label`, `label!`, `until`.
+pub async fn prune(inner: &Arc<Inner>, filters: api::Filters) -> ApiResult<ImagePruneResponse> {
+    filters.validate(api::filters::IMAGE_PRUNE_FILTERS)?;
+    let dangling_only = filters.bool_value("dangling")?.unwrap_or(true);
+    let until = match filters.get("until").first() {
+        Some(u) => Some(super::containers::parse_until(u)?),
+        None => None,
+    };
+    let images = list(inner, ImageListOptions::default()).await?;
+    let mut deleted = Vec::new();
+    let mut space = 0u64;
+    for img in images {
+        let dangling = img.repo_tags.iter().all(|t| t == "<none>:<none>");
+        let labels = img.labels.clone().unwrap_or_default();
+        if img.containers > 0
+            || (dangling_only && !dangling)
+            || !filters.match_labels("label", &labels)
+            || (filters.contains("label!") && filters.match_labels("label!", &labels))
+            || until.is_some_and(|u| img.created >= u)
+        {
+            continue;
+        }
+        let opts = ImageRemoveOptions {
+            force: !dangling,
+            noprune: false,
+        };
+        if let Ok(items) = remove(inner, &img.id, opts).await {
+            if items.iter().any(|i| i.deleted.is_some()) {
+                space += img.size.max(0) as u64;
+            }
+            deleted.extend(items);
+        }
+    }
+    let mut a = std::collections::BTreeMap::new();
+    a.insert("reclaimed".to_string(), space.to_string());
+    inner.bus.publish("image", "prune", "", a);
+    Ok(ImagePruneResponse {
+        images_deleted: Some(deleted),
+        space_reclaimed: space,
+    })
 }

@@ -16,6 +16,7 @@ mod stats;
 mod networks;
 mod store;
 mod system;
+mod transfer;
 mod update;
 mod volumes;
 
@@ -366,7 +367,7 @@ impl Daemon {
             images.store.path(),
             &opts.data_root.join("engine.redb"),
         )?;
-        let exe = match runtime::exe_guard::sealed_path() {
+        let exe = match runtime::exe_guard::sealed_path_in(&opts.exec_root.join("exe")) {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("berth daemon: warning: cannot seal the berth binary ({e}); containers' shims use /proc/self/exe");
@@ -420,10 +421,8 @@ impl Backend for Daemon {
     async fn events(&self, opts: EventsOptions) -> ApiResult<JsonStream<EventMessage>> {
         Ok(self.inner.bus.subscribe(opts))
     }
-    async fn auth(&self, _auth: AuthConfig) -> ApiResult<AuthResponse> {
-        Err(ApiError::not_implemented(
-            "login through the daemon (use `berth login`)",
-        ))
+    async fn auth(&self, auth: AuthConfig) -> ApiResult<AuthResponse> {
+        transfer::auth(&self.inner, auth).await
     }
 
     async fn container_create(
@@ -613,29 +612,27 @@ impl Backend for Daemon {
     ) -> ApiResult<Vec<ImageDeleteItem>> {
         images::remove(&self.inner, name, opts).await
     }
-    async fn image_prune(&self, _filters: Filters) -> ApiResult<ImagePruneResponse> {
-        Err(ApiError::not_implemented("image prune"))
+    async fn image_prune(&self, filters: Filters) -> ApiResult<ImagePruneResponse> {
+        transfer::prune(&self.inner, filters).await
     }
     async fn image_pull(&self, opts: ImagePullOptions) -> ApiResult<JsonStream<JsonMessage>> {
         images::pull(&self.inner, opts).await
     }
-    async fn image_import(&self, _opts: ImageImportOptions) -> ApiResult<JsonStream<JsonMessage>> {
-        Err(ApiError::not_implemented(
-            "image import through the daemon (use `berth import` with the daemon stopped)",
-        ))
+    async fn image_import(&self, opts: ImageImportOptions) -> ApiResult<JsonStream<JsonMessage>> {
+        transfer::import(&self.inner, opts).await
     }
-    async fn image_push(&self, _opts: ImagePushOptions) -> ApiResult<JsonStream<JsonMessage>> {
-        Err(ApiError::not_implemented("image push"))
+    async fn image_push(&self, opts: ImagePushOptions) -> ApiResult<JsonStream<JsonMessage>> {
+        transfer::push(&self.inner, opts).await
     }
-    async fn image_save(&self, _names: Vec<String>) -> ApiResult<ByteStream> {
-        Err(ApiError::not_implemented("image save"))
+    async fn image_save(&self, names: Vec<String>) -> ApiResult<ByteStream> {
+        transfer::save(&self.inner, names).await
     }
     async fn image_load(
         &self,
-        _opts: ImageLoadOptions,
-        _tarball: ByteStream,
+        opts: ImageLoadOptions,
+        tarball: ByteStream,
     ) -> ApiResult<JsonStream<JsonMessage>> {
-        Err(ApiError::not_implemented("image load"))
+        transfer::load(&self.inner, opts, tarball).await
     }
 }
 

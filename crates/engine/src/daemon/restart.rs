@@ -174,6 +174,20 @@ pub(crate) fn schedule(inner: Arc<Inner>, id: String, delay: Duration, count: i6
     });
 }
 
+/// Whether `docker kill -s SIG` stops the container for its restart policy: SIGKILL and the
+/// container's stop signal (SIGTERM by default) do; others (SIGHUP, SIGUSR1…, which programs
+/// often handle) leave the policy in place, as Docker documents.
+pub(crate) fn is_fatal(sig: &str, stop_signal: Option<&str>) -> bool {
+    let num = |s: &str| {
+        s.trim()
+            .parse::<i32>()
+            .ok()
+            .or_else(|| runtime::signal::parse(s).ok().map(|s| s as i32))
+    };
+    let Some(n) = num(sig) else { return true };
+    n == libc::SIGKILL || Some(n) == num(stop_signal.unwrap_or("SIGTERM"))
+}
+
 /// A user's stop or kill: from now on the policy does not restart it. When it is
 /// `restarting` (waiting for its delayed start), the restart is cancelled and the container
 /// is `exited`; returns true then (there is no process to signal).
@@ -231,6 +245,52 @@ pub(crate) fn on_daemon_start(inner: &Arc<Inner>) {
     }
 }
 
+/// `docker update --restart`: checks and stores a new policy; it decides the container's
+/// next exits. Anything else in the update (resource limits) is answered 501 here; the full
+/// `update` endpoint calls this for its `RestartPolicy` part.
+pub(crate) fn update(
+    inner: &Inner,
+    key: &str,
+    req: &api::types::ContainerUpdateRequest,
+) -> ApiResult<api::types::ContainerUpdateResponse> {
+    if req.resources != api::types::Resources::default() {
+        return Err(ApiError::not_implemented(
+            "container update of resource limits",
+        ));
+    }
+    let c = super::containers::find(inner, key)?;
+    if let Some(p) = &req.restart_policy {
+        let mut hc = c.host_config.clone();
+        hc.restart_policy = Some(p.clone());
+        if c.host_config.auto_remove && policy(&hc) != Policy::No {
+            return Err(ApiError::InvalidParameter(
+                "Restart policy cannot be updated because AutoRemove is enabled for the container"
+                    .into(),
+            ));
+        }
+        validate(&hc)?;
+        let c = {
+            let mut m = inner
+                .containers
+                .lock()
+                .map_err(|_| super::containers::poisoned())?;
+            let Some(c) = m.get_mut(&c.id) else {
+                return Err(ApiError::no_such_container(key));
+            };
+            c.host_config.restart_policy = Some(p.clone());
+            c.clone()
+        };
+        inner
+            .store
+            .put(&c)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        inner.bus.container(&c, "update", &[]);
+    }
+    Ok(api::types::ContainerUpdateResponse {
+        warnings: Some(Vec::new()),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,6 +306,19 @@ mod tests {
         assert!(should_restart(Policy::OnFailure(0), 3, false, 100));
         assert!(should_restart(Policy::OnFailure(2), 1, false, 1));
         assert!(!should_restart(Policy::OnFailure(2), 1, false, 2));
+    }
+
+    #[test]
+    fn fatal_signals() {
+        assert!(is_fatal("SIGKILL", None));
+        assert!(is_fatal("KILL", Some("SIGUSR1")));
+        assert!(is_fatal("9", None));
+        assert!(is_fatal("TERM", None));
+        assert!(is_fatal("15", None));
+        assert!(!is_fatal("HUP", None));
+        assert!(!is_fatal("SIGUSR1", None));
+        assert!(is_fatal("USR1", Some("SIGUSR1")));
+        assert!(!is_fatal("TERM", Some("SIGQUIT")));
     }
 
     #[test]

@@ -133,6 +133,8 @@ struct State {
 pub struct Volumes {
     root: PathBuf,
     state: Mutex<State>,
+    /// Serialises first-use copies (two creates must not fill one volume at once).
+    copying: Mutex<()>,
 }
 
 fn poisoned() -> ApiError {
@@ -183,6 +185,7 @@ impl Volumes {
                 vols,
                 ..Default::default()
             }),
+            copying: Mutex::new(()),
         })
     }
 
@@ -1001,6 +1004,9 @@ pub fn prepare(
                 ))
             })?;
         }
+        if m.kind == "bind" {
+            check_propagation(&m.source, &m.propagation).map_err(bad)?;
+        }
     }
 
     // Volumes: get or create, under the lock, all or nothing.
@@ -1028,6 +1034,56 @@ pub fn prepare(
         }
     }
     Ok(p)
+}
+
+/// Shared and slave bind propagation need the host mount holding the source to be shared
+/// (or a slave): Docker's `ensureShared` / `ensureSharedOrSlave`.
+fn check_propagation(source: &str, prop: &str) -> Result<(), String> {
+    let need_shared = matches!(prop, "shared" | "rshared");
+    if !need_shared && !matches!(prop, "slave" | "rslave") {
+        return Ok(());
+    }
+    let real = std::fs::canonicalize(source).unwrap_or_else(|_| PathBuf::from(source));
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut best: Option<(String, Vec<String>)> = None;
+    for l in info.lines() {
+        let f: Vec<&str> = l.split(' ').collect();
+        let Some(mp) = f.get(4) else { continue };
+        let mp = mp
+            .replace("\\040", " ")
+            .replace("\\011", "\t")
+            .replace("\\012", "\n")
+            .replace("\\134", "\\");
+        if !real.starts_with(&mp) {
+            continue;
+        }
+        if best.as_ref().is_some_and(|(b, _)| b.len() > mp.len()) {
+            continue;
+        }
+        let optional: Vec<String> = f
+            .iter()
+            .skip(6)
+            .take_while(|x| **x != "-")
+            .map(|x| x.to_string())
+            .collect();
+        best = Some((mp, optional));
+    }
+    let Some((mp, optional)) = best else {
+        return Ok(());
+    };
+    let shared = optional.iter().any(|o| o.starts_with("shared:"));
+    let slave = optional.iter().any(|o| o.starts_with("master:"));
+    if need_shared && !shared {
+        return Err(format!(
+            "path {source} is mounted on {mp} but it is not a shared mount"
+        ));
+    }
+    if !need_shared && !shared && !slave {
+        return Err(format!(
+            "path {source} is mounted on {mp} but it is not a shared or slave mount"
+        ));
+    }
+    Ok(())
 }
 
 /// A parsed spec to a mount record (volumes: the name, made up for anonymous ones).
@@ -1121,7 +1177,7 @@ pub fn abort(inner: &Inner, p: &Prepared) {
     let Ok(mut st) = vs.state.lock() else { return };
     release_locked(&mut st, p);
     for n in &p.created {
-        if users(inner, n).is_ok_and(|u| u.is_empty()) && !st.pending.get(n).is_some_and(|c| *c > 0)
+        if users(inner, n).is_ok_and(|u| u.is_empty()) && st.pending.get(n).is_none_or(|c| *c == 0)
         {
             let _ = vs.remove_locked(&inner.store, &mut st, n);
         }
@@ -1171,6 +1227,7 @@ pub fn apply(inner: &Inner, p: &Prepared, bundle: &Path) -> ApiResult<()> {
         }
         let src =
             runtime::rootfs::secure_join(&rootfs, Path::new(&m.destination)).map_err(internal)?;
+        let _one = inner.volumes.copying.lock().map_err(|_| poisoned())?;
         copy_up(&src, &data).map_err(|e| {
             internal(format!(
                 "cannot copy the image's {} into volume {}: {e}",
@@ -1283,11 +1340,14 @@ fn copy_up(src: &Path, dst: &Path) -> std::io::Result<()> {
     }
     let mut links = HashMap::new();
     copy_dir(src, dst, &mut links)?;
-    own(dst, &sm)
+    own(dst, &sm, src)
 }
 
-fn own(p: &Path, m: &std::fs::Metadata) -> std::io::Result<()> {
+/// Owner, extended attributes (after the chown, which drops `security.capability`), mode
+/// and times of `src` onto `p`.
+fn own(p: &Path, m: &std::fs::Metadata, src: &Path) -> std::io::Result<()> {
     std::os::unix::fs::lchown(p, Some(m.uid()), Some(m.gid()))?;
+    copy_xattrs(src, p);
     if !m.file_type().is_symlink() {
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(m.mode() & 0o7777))?;
     }
@@ -1300,6 +1360,54 @@ fn own(p: &Path, m: &std::fs::Metadata) -> std::io::Result<()> {
         nix::sys::stat::UtimensatFlags::NoFollowSymlink,
     );
     Ok(())
+}
+
+fn c_path(p: &Path) -> Option<std::ffi::CString> {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::CString::new(p.as_os_str().as_bytes()).ok()
+}
+
+/// Copies the extended attributes of `src` onto `dst` (best effort: a file system without
+/// them, or one refusing a namespace, just skips them).
+fn copy_xattrs(src: &Path, dst: &Path) {
+    let (Some(s), Some(d)) = (c_path(src), c_path(dst)) else {
+        return;
+    };
+    let mut names = vec![0u8; 4096];
+    // SAFETY: llistxattr writes at most `names.len()` bytes into the buffer.
+    let n = unsafe { libc::llistxattr(s.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
+    if n <= 0 {
+        return;
+    }
+    names.truncate(n as usize);
+    for name in names.split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        let Ok(cname) = std::ffi::CString::new(name) else {
+            continue;
+        };
+        let mut val = vec![0u8; 64 * 1024];
+        // SAFETY: lgetxattr writes at most `val.len()` bytes into the buffer.
+        let len = unsafe {
+            libc::lgetxattr(
+                s.as_ptr(),
+                cname.as_ptr(),
+                val.as_mut_ptr().cast(),
+                val.len(),
+            )
+        };
+        if len < 0 {
+            continue;
+        }
+        // SAFETY: reads `len` initialised bytes of `val`; the strings are NUL-terminated.
+        unsafe {
+            libc::lsetxattr(
+                d.as_ptr(),
+                cname.as_ptr(),
+                val.as_ptr().cast(),
+                len as usize,
+                0,
+            );
+        }
+    }
 }
 
 fn copy_dir(
@@ -1337,7 +1445,7 @@ fn copy_dir(
                 )?;
             }
         }
-        own(&d, &m)?;
+        own(&d, &m, &s)?;
     }
     Ok(())
 }
@@ -1365,7 +1473,7 @@ fn mount_points_under(p: &Path) -> Vec<String> {
 
 fn is_mounted(p: &Path) -> bool {
     let want = mountinfo_escape(p);
-    mount_points_under(p).iter().any(|m| *m == want)
+    mount_points_under(p).contains(&want)
 }
 
 fn unmount_all_under(p: &Path) {
@@ -1579,6 +1687,77 @@ mod tests {
         assert!(valid_name("a").is_err());
         assert!(valid_name("a/b").is_err());
         assert!(valid_name("_x").is_err());
+    }
+
+    #[test]
+    fn copy_up_keeps_tree_owners_modes_and_links() {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let t = std::env::temp_dir().join(format!("berth-copyup-{}", std::process::id()));
+        let (src, dst) = (t.join("src"), t.join("dst"));
+        std::fs::create_dir_all(src.join("sub")).unwrap();
+        std::fs::create_dir_all(&dst).unwrap();
+        std::fs::write(src.join("sub/f"), "data").unwrap();
+        std::fs::hard_link(src.join("sub/f"), src.join("hl")).unwrap();
+        std::os::unix::fs::symlink("sub/f", src.join("ln")).unwrap();
+        nix::unistd::mkfifo(
+            &src.join("fifo"),
+            nix::sys::stat::Mode::from_bits_truncate(0o640),
+        )
+        .unwrap();
+        std::fs::set_permissions(&src, std::fs::Permissions::from_mode(0o1751)).unwrap();
+        let root = nix::unistd::geteuid().is_root();
+        if root {
+            std::os::unix::fs::lchown(src.join("sub/f"), Some(7), Some(8)).unwrap();
+        }
+        let f = c_path(&src.join("sub/f")).unwrap();
+        // SAFETY: NUL-terminated strings and a 3-byte value.
+        let set = unsafe {
+            libc::lsetxattr(
+                f.as_ptr(),
+                c"user.berth".as_ptr(),
+                b"yes".as_ptr().cast(),
+                3,
+                0,
+            )
+        };
+        copy_up(&src, &dst).unwrap();
+        if set == 0 {
+            let g = c_path(&dst.join("sub/f")).unwrap();
+            let mut v = [0u8; 8];
+            // SAFETY: lgetxattr writes at most 8 bytes into `v`.
+            let n = unsafe {
+                libc::lgetxattr(
+                    g.as_ptr(),
+                    c"user.berth".as_ptr(),
+                    v.as_mut_ptr().cast(),
+                    v.len(),
+                )
+            };
+            assert_eq!(&v[..n.max(0) as usize], b"yes", "xattrs are copied");
+        }
+        assert_eq!(std::fs::read_to_string(dst.join("sub/f")).unwrap(), "data");
+        assert_eq!(
+            std::fs::read_link(dst.join("ln")).unwrap(),
+            Path::new("sub/f")
+        );
+        let (a, b) = (
+            std::fs::metadata(dst.join("sub/f")).unwrap(),
+            std::fs::metadata(dst.join("hl")).unwrap(),
+        );
+        assert_eq!(a.ino(), b.ino(), "hard links stay linked");
+        assert!(std::fs::symlink_metadata(dst.join("fifo"))
+            .unwrap()
+            .file_type()
+            .is_fifo());
+        assert_eq!(std::fs::metadata(&dst).unwrap().mode() & 0o7777, 0o1751);
+        if root {
+            assert_eq!((a.uid(), a.gid()), (7, 8));
+        }
+        // A volume with content is left alone.
+        std::fs::write(src.join("new"), "x").unwrap();
+        copy_up(&src, &dst).unwrap();
+        assert!(!dst.join("new").exists());
+        std::fs::remove_dir_all(&t).unwrap();
     }
 
     #[test]

@@ -1,0 +1,403 @@
+//! Moving images in and out of the daemon through the API, over the image and registry
+//! crates' library functions (the same ones the berth CLI calls in-process): `docker save`
+//! ([`::image::archive::save`]), `docker load` ([`::image::archive::load`]), `docker import`
+//! ([`::image::archive::import`]), `docker push` ([`registry::Client::push`], progress streamed
+//! as dockerd's JSON messages, ending with the `tag: digest: … size: …` line and its `aux`),
+//! `docker login` (`POST /auth`, [`registry::Client::check_credentials`]) and
+//! `docker image prune`.
+
+use std::sync::Arc;
+
+use ::image::store::{DeleteItem, ImageRecord, Usage};
+use api::backend::{
+    ApiResult, ImageImportOptions, ImageLoadOptions, ImagePushOptions, ImportSource,
+};
+use api::stream::{ByteStream, JsonStream};
+use api::types::*;
+use api::{ApiError, Filters};
+
+use super::archive::{blocking_reader, byte_stream};
+use super::{blocking, Inner};
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::Internal(e.to_string())
+}
+
+type Tx = tokio::sync::mpsc::UnboundedSender<ApiResult<JsonMessage>>;
+
+fn message_stream(
+    rx: tokio::sync::mpsc::UnboundedReceiver<ApiResult<JsonMessage>>,
+) -> JsonStream<JsonMessage> {
+    Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|m| (m, rx))
+    }))
+}
+
+/// `GET /images/get?names=…`: a docker-save tarball, streamed as it is written.
+pub async fn save(inner: &Arc<Inner>, names: Vec<String>) -> ApiResult<ByteStream> {
+    let i2 = inner.clone();
+    let names = blocking(move || {
+        for n in &names {
+            i2.images
+                .resolve(n)
+                .map_err(|_| ApiError::no_such_image(n))?;
+        }
+        Ok(names)
+    })
+    .await?;
+    let inner = inner.clone();
+    Ok(byte_stream(move |w| {
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        ::image::archive::save(&inner.images, &refs, w).map_err(|e| e.to_string())
+    }))
+}
+
+/// `POST /images/load`: reads the tarball as it arrives; answers dockerd's
+/// `{"stream":"Loaded image: …\n"}` lines.
+pub async fn load(
+    inner: &Arc<Inner>,
+    _opts: ImageLoadOptions,
+    tarball: ByteStream,
+) -> ApiResult<JsonStream<JsonMessage>> {
+    let reader = blocking_reader(tarball);
+    let inner = inner.clone();
+    let report = blocking(move || {
+        ::image::archive::load(&inner.images, std::io::BufReader::new(reader))
+            .map_err(|e| ApiError::InvalidParameter(e.to_string()))
+    })
+    .await?;
+    let msgs: Vec<ApiResult<JsonMessage>> = report
+        .lines
+        .into_iter()
+        .map(|l| Ok(JsonMessage::stream(format!("{l}\n"))))
+        .collect();
+    Ok(Box::pin(futures_util::stream::iter(msgs)))
+}
+
+/// `repo[:tag]` of an import or commit, tagged `latest` when no tag is given.
+fn repo_tag(repo: &str, tag: &str) -> ApiResult<Option<::image::Reference>> {
+    if repo.is_empty() {
+        return Ok(None);
+    }
+    let s = if tag.is_empty() {
+        repo.to_string()
+    } else {
+        format!("{repo}:{tag}")
+    };
+    let r = ::image::Reference::parse_normalized(&s)
+        .map_err(|e| ApiError::InvalidParameter(e.to_string()))?;
+    if r.digest().is_some() {
+        return Err(ApiError::InvalidParameter(
+            "refusing to create a tag with a digest reference".into(),
+        ));
+    }
+    Ok(Some(r.with_default_tag()))
+}
+
+/// `POST /images/create?fromSrc=-`: a root filesystem tarball from the body as a one-layer
+/// image; the answer's last message carries the image ID.
+pub async fn import(
+    inner: &Arc<Inner>,
+    opts: ImageImportOptions,
+) -> ApiResult<JsonStream<JsonMessage>> {
+    let body = match opts.source {
+        ImportSource::Body(b) => b,
+        ImportSource::Url(u) => {
+            return Err(ApiError::NotImplemented(format!(
+                "importing from a URL ({u}) is not supported by berth: download it and import the file with `-`"
+            )))
+        }
+    };
+    let reference = repo_tag(&opts.repo, &opts.tag)?;
+    let reader = blocking_reader(body);
+    let inner = inner.clone();
+    let o = ::image::archive::ImportOptions {
+        reference,
+        changes: opts.changes,
+        message: Some(opts.message).filter(|m| !m.is_empty()),
+        source: "-".into(),
+    };
+    let img = blocking(move || {
+        ::image::archive::import(&inner.images, std::io::BufReader::new(reader), &o).map_err(|e| {
+            match e {
+                ::image::archive::ArchiveError::Change(..) => {
+                    ApiError::InvalidParameter(e.to_string())
+                }
+                e => internal(e),
+            }
+        })
+    })
+    .await?;
+    Ok(Box::pin(futures_util::stream::iter([Ok(
+        JsonMessage::status(None, img.id.to_string()),
+    )])))
+}
+
+/// Forwards the registry client's progress as JSON messages.
+struct ChannelProgress(Tx);
+
+impl registry::Progress for ChannelProgress {
+    fn update(&self, m: &registry::ProgressMessage) {
+        if let Ok(j) = serde_json::from_value::<JsonMessage>(m.to_json()) {
+            let _ = self.0.send(Ok(j));
+        }
+    }
+}
+
+/// The local images to push for `name` (`repo` or `repo:tag`) and `tag` (empty: every tag
+/// of the repository, as dockerd does).
+fn push_targets(
+    inner: &Inner,
+    name: &str,
+    tag: &str,
+) -> ApiResult<Vec<(::image::Reference, ImageRecord)>> {
+    let full = if tag.is_empty() {
+        name.to_string()
+    } else {
+        format!("{name}:{tag}")
+    };
+    let reference = ::image::Reference::parse_normalized(&full)
+        .map_err(|e| ApiError::InvalidParameter(e.to_string()))?;
+    let missing = || {
+        ApiError::NotFound(format!(
+            "An image does not exist locally with the tag: {}",
+            reference.familiar_name()
+        ))
+    };
+    if reference.tag().is_some() || reference.digest().is_some() {
+        let img = inner.images.resolve(&full).map_err(|_| missing())?;
+        return Ok(vec![(reference, img)]);
+    }
+    let mut out = Vec::new();
+    for img in inner.images.list().map_err(internal)? {
+        for t in &img.repo_tags {
+            if t.name() == reference.name() {
+                out.push((t.clone(), img.clone()));
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(missing());
+    }
+    out.sort_by_key(|(r, _)| r.to_string());
+    Ok(out)
+}
+
+/// `POST /images/{name}/push`.
+pub async fn push(
+    inner: &Arc<Inner>,
+    opts: ImagePushOptions,
+) -> ApiResult<JsonStream<JsonMessage>> {
+    let (i2, name, tag) = (inner.clone(), opts.name.clone(), opts.tag.clone());
+    let targets = blocking(move || push_targets(&i2, &name, &tag)).await?;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let inner = inner.clone();
+    let auth = opts.auth;
+    tokio::spawn(async move {
+        for (reference, img) in targets {
+            let client = if !auth.username.is_empty() {
+                inner.registry.with_credentials(
+                    reference.domain(),
+                    registry::Credentials::new(auth.username.clone(), auth.password.clone()),
+                )
+            } else {
+                inner.registry.clone()
+            };
+            let (i2, img2) = (inner.clone(), img.clone());
+            let manifest =
+                blocking(move || i2.images.manifest_for_push(&img2).map_err(internal)).await;
+            let (_, bytes, media_type) = match manifest {
+                Ok(m) => m,
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            };
+            let progress = ChannelProgress(tx.clone());
+            let pushed = client
+                .push(
+                    &reference,
+                    &bytes,
+                    &media_type,
+                    &inner.images.content,
+                    &progress,
+                )
+                .await;
+            let pushed = match pushed {
+                Ok(p) => p,
+                Err(e) => {
+                    let _ = tx.send(Err(ApiError::Internal(e.to_string())));
+                    return;
+                }
+            };
+            let _ = tx.send(Ok(JsonMessage {
+                progress_detail: Some(ProgressDetail::default()),
+                aux: Some(serde_json::json!({
+                    "Tag": pushed.tag.clone().unwrap_or_default(),
+                    "Digest": pushed.digest.to_string(),
+                    "Size": pushed.size,
+                })),
+                ..Default::default()
+            }));
+            let (i2, digest) = (inner.clone(), pushed.digest.clone());
+            let _ = blocking(move || {
+                i2.images
+                    .store
+                    .tag(&img.id, &reference.name_only().with_digest(digest))
+                    .map_err(internal)
+            })
+            .await;
+        }
+    });
+    Ok(message_stream(rx))
+}
+
+/// `POST /auth`: checks the credentials against the registry (`serveraddress`, Docker Hub
+/// when empty); the registry answering without asking for credentials also succeeds.
+pub async fn auth(inner: &Arc<Inner>, a: AuthConfig) -> ApiResult<AuthResponse> {
+    let (user, pass) = if !a.username.is_empty() {
+        (a.username.clone(), a.password.clone())
+    } else if !a.auth.is_empty() {
+        let c = registry::Credentials::decode(&a.auth)
+            .map_err(|e| ApiError::InvalidParameter(format!("invalid auth: {e}")))?;
+        (c.username, c.password)
+    } else {
+        (String::new(), String::new())
+    };
+    let server = if a.serveraddress.is_empty() {
+        "docker.io".to_string()
+    } else {
+        a.serveraddress
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .trim_end_matches("/v1")
+            .trim_end_matches("/v2")
+            .to_string()
+    };
+    let creds = registry::Credentials::new(user, pass);
+    inner
+        .registry
+        .check_credentials(&server, &creds)
+        .await
+        .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+    Ok(AuthResponse {
+        status: "Login Succeeded".into(),
+        identity_token: String::new(),
+    })
+}
+
+/// Parses `until` as dockerd does: a Unix timestamp (`1700000000[.5]`), an RFC 3339 date,
+/// or a duration before now (`24h`, `90m`, `1h30m`, `10s`). Returns seconds since the epoch.
+fn parse_until(v: &str) -> ApiResult<i64> {
+    let now = api::time::Timestamp::now().seconds;
+    if let Ok(f) = v.parse::<f64>() {
+        return Ok(f as i64);
+    }
+    if let Some(ns) = shim::timefmt::parse_rfc3339_nanos(v.as_bytes()) {
+        return Ok(ns / 1_000_000_000);
+    }
+    let mut total = 0f64;
+    let mut num = String::new();
+    for ch in v.chars() {
+        if ch.is_ascii_digit() || ch == '.' {
+            num.push(ch);
+            continue;
+        }
+        let n: f64 = num
+            .parse()
+            .map_err(|_| ApiError::InvalidParameter(format!("invalid until filter {v:?}")))?;
+        num.clear();
+        total += n * match ch {
+            'h' => 3600.0,
+            'm' => 60.0,
+            's' => 1.0,
+            _ => {
+                return Err(ApiError::InvalidParameter(format!(
+                    "invalid until filter {v:?}"
+                )))
+            }
+        };
+    }
+    if !num.is_empty() {
+        return Err(ApiError::InvalidParameter(format!(
+            "invalid until filter {v:?}"
+        )));
+    }
+    Ok(now - total as i64)
+}
+
+/// `POST /images/prune` (`dangling=false`: every unused image; `until`, `label`,
+/// `label!`).
+pub async fn prune(inner: &Arc<Inner>, filters: Filters) -> ApiResult<ImagePruneResponse> {
+    let all = filters.bool_value("dangling")? == Some(false);
+    let until = match filters.get("until").first() {
+        Some(u) => Some(parse_until(u)?),
+        None => None,
+    };
+    let inner = inner.clone();
+    blocking(move || {
+        let users: Vec<(String, String, bool)> = inner
+            .containers
+            .lock()
+            .map_err(|_| super::containers::poisoned())?
+            .values()
+            .map(|c| {
+                (
+                    c.image_id.clone(),
+                    c.id.clone(),
+                    super::containers::is_running(c),
+                )
+            })
+            .collect();
+        let usage = move |d: &::image::Digest| -> Usage {
+            let d = d.to_string();
+            let mut u = Usage::Unused;
+            for (img, id, running) in &users {
+                if *img == d {
+                    if *running {
+                        return Usage::Running(id.clone());
+                    }
+                    u = Usage::Stopped(id.clone());
+                }
+            }
+            u
+        };
+        let labels_ok = |img: &ImageRecord| -> bool {
+            if !filters.contains("label") && !filters.contains("label!") {
+                return true;
+            }
+            let labels: std::collections::BTreeMap<String, String> = inner
+                .images
+                .config(&img.id)
+                .ok()
+                .and_then(|c| c.config)
+                .and_then(|c| c.labels)
+                .unwrap_or_default();
+            (!filters.contains("label") || filters.match_labels("label", &labels))
+                && (!filters.contains("label!") || !filters.match_labels("label!", &labels))
+        };
+        let filter =
+            |img: &ImageRecord| until.is_none_or(|u| img.created_unix < u) && labels_ok(img);
+        let (o, reclaimed) = inner.images.prune(all, &usage, &filter).map_err(internal)?;
+        Ok(ImagePruneResponse {
+            images_deleted: Some(
+                o.items
+                    .into_iter()
+                    .map(|i| match i {
+                        DeleteItem::Untagged(t) => ImageDeleteItem {
+                            untagged: Some(t),
+                            deleted: None,
+                        },
+                        DeleteItem::Deleted(d) => ImageDeleteItem {
+                            untagged: None,
+                            deleted: Some(d.to_string()),
+                        },
+                    })
+                    .collect(),
+            ),
+            space_reclaimed: reclaimed,
+        })
+    })
+    .await
+}

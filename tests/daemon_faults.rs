@@ -1,0 +1,4 @@
+//! Fault tests for `berth daemon` (placeholder, filled below).
+
+#[path = "daemon_common/mod.rs"]
+mod daemon_common;
