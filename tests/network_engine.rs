@@ -223,6 +223,7 @@ fn containers_reach_each_other_by_name_and_alias() {
     wait_http_in(&n, &net, "web", "hello-");
     wait_http_in(&n, &net, "frontend", "hello-");
     wait_http_in(&n, &net, &web[..12], "hello-");
+    wait_http_in(&n, &net, &format!("web.{net}"), "hello-");
     // resolv.conf points at the embedded server; names outside are refused, not forwarded.
     let out = n.ok(&[
         "run", "--pull", "never", "--rm", "--network", &net, "busybox", "sh", "-c",
@@ -294,6 +295,35 @@ fn containers_reach_each_other_by_name_and_alias() {
     ]);
     assert!(out.contains("10.190.77.9/24"), "{out}");
     assert!(out.contains("default via 10.190.77.254"), "{out}");
+    // --ip-range: dynamic addresses from the range only.
+    let rng = format!("rng{}", std::process::id());
+    n.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.190.88.0/24",
+        "--ip-range",
+        "10.190.88.128/25",
+        &rng,
+    ]);
+    let out = n.ok(&[
+        "run",
+        "--pull",
+        "never",
+        "--rm",
+        "--network",
+        &rng,
+        "busybox",
+        "busybox",
+        "ip",
+        "-4",
+        "-o",
+        "addr",
+        "show",
+        "eth0",
+    ]);
+    assert!(out.contains("inet 10.190.88.128/24"), "{out}");
+    n.ok(&["network", "rm", &rng]);
     n.ok(&["network", "connect", &fixed, "web"]);
     assert!(n.ok(&["inspect", "-f", "{{len .NetworkSettings.Networks}}", "web"]) == "2");
     wait_http_in(&n, &fixed, "web", "hello-");
@@ -324,6 +354,33 @@ fn containers_reach_each_other_by_name_and_alias() {
     );
     n.ok(&["rm", "-f", "web"]);
     n.ok(&["network", "rm", &net, &fixed]);
+    // Docker's network events.
+    let until = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1)
+    .to_string();
+    let ev = n.ok(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &until,
+        "--filter",
+        "type=network",
+        "--filter",
+        &format!("network={net}"),
+        "--format",
+        "{{.Action}}",
+    ]);
+    let ev: Vec<&str> = ev.lines().collect();
+    assert_eq!(ev.first(), Some(&"create"), "{ev:?}");
+    assert!(
+        ev.contains(&"connect") && ev.contains(&"disconnect"),
+        "{ev:?}"
+    );
+    assert_eq!(ev.last(), Some(&"destroy"), "{ev:?}");
     n.assert_clean(&[]);
 }
 
@@ -838,4 +895,85 @@ fn subnets_skip_host_routes() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&o.stdout).contains("10.197.0.1/24"));
+}
+
+/// A port published on every address is reached from "another host": a network namespace this
+/// test makes, linked to the host by a veth, connects to the host's end of that link (DNAT in
+/// prerouting, forwarding to the bridge).
+#[test]
+fn published_port_from_another_namespace() {
+    let Some(n) = Net::new("published_port_from_another_namespace", 8) else {
+        return;
+    };
+    let pid = std::process::id();
+    let (ns, host_if, peer_if) = (
+        format!("btns{pid}"),
+        format!("bto{}", pid % 100000),
+        format!("bti{}", pid % 100000),
+    );
+    let x = pid % 250;
+    let (host_ip, peer_ip) = (format!("10.189.{x}.1"), format!("10.189.{x}.2"));
+    let ip = |args: &[&str]| {
+        let o = Command::new("ip").args(args).output().unwrap();
+        assert!(
+            o.status.success(),
+            "ip {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    struct Outside(String, String);
+    impl Drop for Outside {
+        fn drop(&mut self) {
+            let _ = Command::new("ip")
+                .args(["link", "delete", &self.1])
+                .output();
+            let _ = Command::new("ip")
+                .args(["netns", "delete", &self.0])
+                .output();
+        }
+    }
+    ip(&["netns", "add", &ns]);
+    let _o = Outside(ns.clone(), host_if.clone());
+    ip(&[
+        "link", "add", &host_if, "type", "veth", "peer", "name", &peer_if,
+    ]);
+    ip(&["link", "set", &peer_if, "netns", &ns]);
+    ip(&["addr", "add", &format!("{host_ip}/30"), "dev", &host_if]);
+    ip(&["link", "set", &host_if, "up"]);
+    ip(&[
+        "netns",
+        "exec",
+        &ns,
+        "ip",
+        "addr",
+        "add",
+        &format!("{peer_ip}/30"),
+        "dev",
+        &peer_if,
+    ]);
+    ip(&["netns", "exec", &ns, "ip", "link", "set", &peer_if, "up"]);
+    ip(&["netns", "exec", &ns, "ip", "link", "set", "lo", "up"]);
+    let port = free_port();
+    server(&n, "wide", &["-p", &format!("{port}:80")]);
+    assert!(http_get(port).starts_with("hello-"));
+    let nsfile = std::fs::File::open(format!("/run/netns/{ns}")).unwrap();
+    let target = host_ip.clone();
+    let body = std::thread::spawn(move || {
+        nix::sched::setns(nsfile.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let mut s = TcpStream::connect_timeout(
+            &format!("{target}:{port}").parse().unwrap(),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    })
+    .join()
+    .unwrap();
+    assert!(body.contains("hello-"), "{body}");
+    n.ok(&["rm", "-f", "wide"]);
+    n.assert_clean(&[]);
 }

@@ -298,7 +298,17 @@ impl AddressSpace {
 
     /// Hands out the next free address after the last one given (wrapping around).
     pub fn allocate(&mut self, subnet: &Ipv4Net, owner: &str) -> Result<Ipv4Addr, Error> {
-        let (lo, hi) = if subnet.prefix >= 31 {
+        self.allocate_in(subnet, None, owner)
+    }
+
+    /// [`AddressSpace::allocate`] limited to `range` (dockerd's `--ip-range`) inside `subnet`.
+    pub fn allocate_in(
+        &mut self,
+        subnet: &Ipv4Net,
+        range: Option<&Ipv4Net>,
+        owner: &str,
+    ) -> Result<Ipv4Addr, Error> {
+        let (mut lo, mut hi) = if subnet.prefix >= 31 {
             (u32::from(subnet.addr), u32::from(subnet.broadcast()))
         } else {
             (
@@ -306,6 +316,13 @@ impl AddressSpace {
                 u32::from(subnet.broadcast()) - 1,
             )
         };
+        if let Some(r) = range {
+            lo = lo.max(u32::from(r.addr));
+            hi = hi.min(u32::from(r.broadcast()));
+            if lo > hi {
+                return Err(Error::Exhausted(subnet.to_string()));
+            }
+        }
         let n = (hi - lo) as u64 + 1;
         let start = match self.last {
             Some(l) if subnet.contains(l) && u32::from(l) >= lo && u32::from(l) < hi => {
@@ -315,8 +332,8 @@ impl AddressSpace {
         } as u64;
         for i in 0..n {
             let ip = Ipv4Addr::from(lo + ((start + i) % n) as u32);
-            if !self.allocated.contains_key(&ip) {
-                self.allocated.insert(ip, owner.to_string());
+            if let std::collections::btree_map::Entry::Vacant(e) = self.allocated.entry(ip) {
+                e.insert(owner.to_string());
                 self.last = Some(ip);
                 return Ok(ip);
             }
@@ -432,5 +449,15 @@ mod tests {
         assert_eq!(a, b);
         a.release_owner("e");
         assert_eq!(a.allocated.len(), 3);
+        // A range inside the subnet.
+        let s = net("10.1.0.0/24");
+        let r = net("10.1.0.128/30");
+        let mut b = AddressSpace::default();
+        let got: Vec<Ipv4Addr> = (0..4)
+            .map(|_| b.allocate_in(&s, Some(&r), "x").unwrap())
+            .collect();
+        assert_eq!(got[0], Ipv4Addr::new(10, 1, 0, 128));
+        assert_eq!(got[3], Ipv4Addr::new(10, 1, 0, 131));
+        assert!(b.allocate_in(&s, Some(&r), "x").is_err());
     }
 }

@@ -153,7 +153,7 @@ impl Msg {
 }
 
 fn pad(b: &mut Vec<u8>) {
-    while b.len() % 4 != 0 {
+    while !b.len().is_multiple_of(4) {
         b.push(0);
     }
 }
@@ -185,6 +185,13 @@ impl Netlink {
         )
         .map_err(Error::Socket)?;
         bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 0)).map_err(Error::Socket)?;
+        // The kernel answers at once; a stuck answer must not hang the daemon.
+        nix::sys::socket::setsockopt(
+            &fd,
+            nix::sys::socket::sockopt::ReceiveTimeout,
+            &nix::sys::time::TimeVal::new(10, 0),
+        )
+        .map_err(Error::Socket)?;
         Ok(Netlink { fd, seq: 1 })
     }
 
@@ -400,7 +407,10 @@ impl Netlink {
         let m = Msg::new(RTM_DELLINK, 0, &ifinfomsg(idx, 0, 0));
         match self.request(m, || format!("delete link {name}")) {
             Ok(()) => Ok(true),
-            Err(Error::Kernel { err, .. }) if err == nix::Error::ENODEV => Ok(false),
+            Err(Error::Kernel {
+                err: nix::Error::ENODEV,
+                ..
+            }) => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -425,7 +435,10 @@ impl Netlink {
             m.attr(IFA_BROADCAST, &Ipv4Addr::from(bcast).octets());
         }
         match self.request(m, || format!("add address {addr}/{prefix} to {name}")) {
-            Err(Error::Kernel { err, .. }) if err == nix::Error::EEXIST => Ok(()),
+            Err(Error::Kernel {
+                err: nix::Error::EEXIST,
+                ..
+            }) => Ok(()),
             r => r,
         }
     }
@@ -462,7 +475,10 @@ impl Netlink {
         match self.request(m, || {
             format!("add route {dst}/{dst_len} via {gateway:?} dev {name}")
         }) {
-            Err(Error::Kernel { err, .. }) if err == nix::Error::EEXIST => Ok(()),
+            Err(Error::Kernel {
+                err: nix::Error::EEXIST,
+                ..
+            }) => Ok(()),
             r => r,
         }
     }

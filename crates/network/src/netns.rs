@@ -84,7 +84,7 @@ pub fn create(path: &Path) -> Result<(), Error> {
 /// Whether `path` is a mounted network namespace (an nsfs file).
 pub fn exists(path: &Path) -> bool {
     nix::sys::statfs::statfs(path)
-        .map(|s| s.filesystem_type().0 as i64 == 0x6e73_6673)
+        .map(|s| s.filesystem_type() == nix::sys::statfs::NSFS_MAGIC)
         .unwrap_or(false)
 }
 

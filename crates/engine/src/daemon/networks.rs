@@ -64,6 +64,8 @@ pub(crate) struct NetworkRecord {
     pub gateway: Option<Ipv4Addr>,
     /// The subnet was given by the user (never re-picked).
     pub user_subnet: bool,
+    /// Dynamic addresses come from this part of the subnet (`--ip-range`).
+    pub ip_range: Option<Ipv4Net>,
     pub internal: bool,
     pub attachable: bool,
     pub labels: BTreeMap<String, String>,
@@ -201,6 +203,17 @@ fn save_net(inner: &Inner, n: &NetworkRecord) -> ApiResult<()> {
         &n.id,
         &serde_json::to_string(n).map_err(internal)?,
     )
+}
+
+/// Publishes a network event (`create`, `destroy`, `connect`, `disconnect`).
+fn event(inner: &Inner, action: &str, n: &NetworkRecord, container: Option<&str>) {
+    let mut a = BTreeMap::new();
+    a.insert("name".to_string(), n.name.clone());
+    a.insert("type".to_string(), n.driver.clone());
+    if let Some(c) = container {
+        a.insert("container".to_string(), c.to_string());
+    }
+    inner.bus.publish("network", action, &n.id, a);
 }
 
 /// Holds the host-wide lock that serialises subnet choice and bridge creation between berth
@@ -347,7 +360,9 @@ impl Networks {
                     let _ = br.space.reserve(&subnet, gw, "gateway");
                 }
                 br.user_subnet = true;
-            } else if br.subnet.is_none() || br.user_subnet {
+            } else if br.subnet.is_none()
+                || (br.user_subnet && !br.space.allocated.values().any(|o| o != "gateway"))
+            {
                 let _l = host_lock();
                 let mut taken = others;
                 taken.extend(host_subnets(&own));
@@ -438,7 +453,20 @@ impl Networks {
             return Ok(());
         }
         *last = None;
-        rs.apply().map_err(internal)?;
+        match rs.apply() {
+            Ok(()) => {}
+            // Without nft, containers still reach each other and the host; only NAT and
+            // published ports need it, so only those fail.
+            Err(::network::nft::Error::Spawn(e))
+                if e.kind() == std::io::ErrorKind::NotFound && rs.ports.is_empty() =>
+            {
+                static WARNED: std::sync::Once = std::sync::Once::new();
+                WARNED.call_once(|| {
+                    eprintln!("berth daemon: warning: nft is not installed: containers get no outbound NAT (install nftables)")
+                });
+            }
+            Err(e) => return Err(internal(e)),
+        }
         *last = Some(rs);
         Ok(())
     }
@@ -937,7 +965,7 @@ fn ensure_link(inner: &Inner, st: &mut State, net_id: &str) -> ApiResult<()> {
         let routes = host_subnets(&own);
         if !busy
             && n.subnet
-                .map_or(true, |s| routes.iter().any(|r| r.overlaps(&s)))
+                .is_none_or(|s| routes.iter().any(|r| r.overlaps(&s)))
         {
             let mut taken = others;
             taken.extend(routes);
@@ -994,7 +1022,7 @@ fn attach_endpoint(
         }
         None => n
             .space
-            .allocate(&subnet, id)
+            .allocate_in(&subnet, n.ip_range.as_ref(), id)
             .map_err(|e| ApiError::Forbidden(e.to_string()))?,
     };
     let n2 = n.clone();
@@ -1035,6 +1063,7 @@ fn attach_endpoint(
         },
     )
     .map_err(internal)?;
+    event(inner, "connect", &n2, Some(id));
     Ok(ep)
 }
 
@@ -1084,6 +1113,7 @@ fn release_endpoint(inner: &Inner, st: &mut State, id: &str, ep: &mut EndpointRe
             n.space.release(ip, id);
             let n = n.clone();
             let _ = save_net(inner, &n);
+            event(inner, "disconnect", &n, Some(id));
         }
         changed = true;
     }
@@ -1243,7 +1273,7 @@ fn start_dns(inner: &Arc<Inner>, id: &str) -> ApiResult<()> {
 /// with `me`, by name, short or full ID, or network alias.
 fn resolve(inner: &Inner, me: &str, name: &str) -> Option<Vec<Ipv4Addr>> {
     let name = name.trim_end_matches('.');
-    let cands: Vec<(String, Ipv4Addr, Vec<String>)> = {
+    let cands: Vec<(String, Ipv4Addr, Vec<String>, String)> = {
         let st = inner.networks.st.lock().ok()?;
         let mine: BTreeSet<&str> = st
             .cons
@@ -1262,7 +1292,12 @@ fn resolve(inner: &Inner, me: &str, name: &str) -> Option<Vec<Ipv4Addr>> {
         for (cid, c) in &st.cons {
             for e in &c.endpoints {
                 if let (Some(ip), true) = (e.ip, mine.contains(e.network_id.as_str())) {
-                    v.push((cid.clone(), ip, e.aliases.clone()));
+                    let net = st
+                        .nets
+                        .get(&e.network_id)
+                        .map(|n| n.name.to_ascii_lowercase())
+                        .unwrap_or_default();
+                    v.push((cid.clone(), ip, e.aliases.clone(), net));
                 }
             }
         }
@@ -1272,7 +1307,7 @@ fn resolve(inner: &Inner, me: &str, name: &str) -> Option<Vec<Ipv4Addr>> {
         let m = inner.containers.lock().ok()?;
         cands
             .iter()
-            .filter_map(|(id, _, _)| {
+            .filter_map(|(id, _, _, _)| {
                 m.get(id).map(|c| {
                     (
                         id.clone(),
@@ -1286,10 +1321,17 @@ fn resolve(inner: &Inner, me: &str, name: &str) -> Option<Vec<Ipv4Addr>> {
             .collect()
     };
     let mut out = Vec::new();
-    for (id, ip, aliases) in cands {
-        let hit = (name.len() >= 12 && id.starts_with(name))
-            || names.get(&id).is_some_and(|(n, _)| n == name)
-            || aliases.iter().any(|a| a.eq_ignore_ascii_case(name));
+    for (id, ip, aliases, net) in cands {
+        // `web` or, qualified by the network, `web.mynet`.
+        let bare = name
+            .strip_suffix(net.as_str())
+            .and_then(|n| n.strip_suffix('.'))
+            .filter(|_| !net.is_empty());
+        let hit = [Some(name), bare].into_iter().flatten().any(|name| {
+            (name.len() >= 12 && id.starts_with(name))
+                || names.get(&id).is_some_and(|(n, _)| n == name)
+                || aliases.iter().any(|a| a.eq_ignore_ascii_case(name))
+        });
         if hit && !out.contains(&ip) {
             out.push(ip);
         }
@@ -1569,6 +1611,9 @@ fn view(st: &State, n: &NetworkRecord, with_containers: bool, inner: &Inner) -> 
         if let Some(g) = n.gateway {
             m.insert("Gateway".to_string(), serde_json::json!(g.to_string()));
         }
+        if let Some(r) = n.ip_range {
+            m.insert("IPRange".to_string(), serde_json::json!(r.to_string()));
+        }
         cfg.push(m);
     }
     let mut containers = BTreeMap::new();
@@ -1719,11 +1764,7 @@ fn create_blocking(inner: &Inner, req: NetworkCreateRequest) -> ApiResult<Networ
         .first()
         .map(|m| (s(m, "Subnet"), s(m, "Gateway"), s(m, "IPRange")))
         .unwrap_or_default();
-    if !range_s.is_empty() {
-        return Err(ApiError::InvalidParameter(
-            "--ip-range is not supported by berth yet".into(),
-        ));
-    }
+
     let user_subnet = if subnet_s.is_empty() {
         None
     } else {
@@ -1748,8 +1789,9 @@ fn create_blocking(inner: &Inner, req: NetworkCreateRequest) -> ApiResult<Networ
         })?)
     };
     let nw = &inner.networks;
-    let _l = host_lock();
+    // Lock order everywhere: the state, then the host-wide lock.
     let mut st = nw.lock()?;
+    let _l = host_lock();
     if st.nets.values().any(|n| n.name == req.name) {
         return Err(ApiError::Conflict(format!(
             "network with name {} already exists",
@@ -1778,6 +1820,21 @@ fn create_blocking(inner: &Inner, req: NetworkCreateRequest) -> ApiResult<Networ
             ::network::ipam::pick_subnet(&nw.pools, &taken)
                 .map_err(|e| ApiError::Forbidden(e.to_string()))?
         }
+    };
+    let ip_range = if range_s.is_empty() {
+        None
+    } else {
+        let r = range_s.parse::<Ipv4Net>().map_err(|_| {
+            ApiError::InvalidParameter(format!(
+                "invalid network config:\ninvalid ip-range {range_s}: invalid CIDR address: {range_s}"
+            ))
+        })?;
+        if !subnet.contains(r.addr) || r.prefix < subnet.prefix {
+            return Err(ApiError::InvalidParameter(format!(
+                "invalid network config:\nip-range {r} is not inside subnet {subnet}"
+            )));
+        }
+        Some(r)
     };
     let gw = gateway.unwrap_or_else(|| subnet.first_host());
     let mut space = AddressSpace::default();
@@ -1810,6 +1867,7 @@ fn create_blocking(inner: &Inner, req: NetworkCreateRequest) -> ApiResult<Networ
         subnet: Some(subnet),
         gateway: Some(gw),
         user_subnet: user_subnet.is_some(),
+        ip_range,
         internal: req.internal,
         attachable: req.attachable,
         labels: req.labels.clone().unwrap_or_default(),
@@ -1827,6 +1885,7 @@ fn create_blocking(inner: &Inner, req: NetworkCreateRequest) -> ApiResult<Networ
         let _ = nw.sync_rules(&st);
         return Err(e);
     }
+    event(inner, "create", &rec, None);
     Ok(NetworkCreateResponse {
         id,
         warning: String::new(),
@@ -1875,6 +1934,7 @@ fn remove_blocking(inner: &Inner, key: &str, only_unused: bool) -> ApiResult<Opt
     st.nets.remove(&n.id);
     del(inner, NETWORKS, &n.id)?;
     nw.sync_rules(&st)?;
+    event(inner, "destroy", &n, None);
     Ok(Some(n.name))
 }
 
@@ -1922,9 +1982,9 @@ pub(crate) async fn connect(
         let mut st = i2.networks.lock()?;
         let n = find_net(&st, &k)?.clone();
         if n.driver != "bridge" {
-            return Err(ApiError::Forbidden(format!(
-                "container cannot be disconnected from host network or connected to host network"
-            )));
+            return Err(ApiError::Forbidden(
+                "container cannot be disconnected from host network or connected to host network".into(),
+            ));
         }
         let ep = endpoint_from(&n, req.endpoint_config.as_ref())?;
         let mut cn = st.cons.get(&c.id).cloned().unwrap_or_default();
