@@ -68,6 +68,7 @@ fn lookup(inner: &Inner, key: &str) -> ApiResult<ContainerRecord> {
     }
 }
 
+#[allow(dead_code)] // create stores under the name check; kept for other writers
 fn save(inner: &Inner, c: &ContainerRecord) -> ApiResult<()> {
     inner.store.put(c).map_err(internal)?;
     inner
@@ -306,7 +307,32 @@ pub async fn create(
         log_path: bundle.dir.join(format!("{}-json.log", bundle.id)),
         restart_count: 0,
     };
-    save(inner, &rec)?;
+    // The name is checked again and the record stored under one lock: two creates of one
+    // name that both passed the first check (the bundle takes a while) cannot both win.
+    let taken = {
+        let mut m = inner.containers.lock().map_err(|_| poisoned())?;
+        match m.values().find(|o| o.name == rec.name) {
+            Some(o) => Err(ApiError::Conflict(format!(
+                "Conflict. The container name \"/{}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
+                rec.name, o.id
+            ))),
+            None => inner
+                .store
+                .put(&rec)
+                .map(|()| {
+                    m.insert(rec.id.clone(), rec.clone());
+                })
+                .map_err(internal),
+        }
+    };
+    if let Err(e) = taken {
+        let (i2, id) = (inner.clone(), rec.id.clone());
+        let _ = blocking(move || {
+            crate::bundle::remove(&i2.images, &i2.opts.data_root, &id).map_err(internal)
+        })
+        .await;
+        return Err(e);
+    }
     Ok(ContainerCreateResponse {
         id: rec.id,
         warnings,
@@ -452,9 +478,14 @@ pub(crate) fn reconcile(inner: &Arc<Inner>) {
         Ok(m) => m.keys().cloned().collect(),
         Err(_) => return,
     };
+    remove_orphans(inner, &ids);
     for id in ids {
         let sd = state_dir(inner, &id);
         let Ok(c) = lookup(inner, &id) else { continue };
+        if c.state.status == "created" {
+            adopt_started(inner, &c);
+            continue;
+        }
         if !is_running(&c) {
             continue;
         }
@@ -484,6 +515,78 @@ pub(crate) fn reconcile(inner: &Arc<Inner>) {
                 });
             }
         }
+    }
+}
+
+/// At start-up, a container recorded as created may have been started by a request the crash
+/// cut short (the shim started it, the record was not updated yet): take what its shim says.
+fn adopt_started(inner: &Arc<Inner>, c: &ContainerRecord) {
+    let sd = state_dir(inner, &c.id);
+    if shim::client::shim_pid(&sd).is_some() {
+        let req = ControlRequest {
+            state: Some(true),
+            ..Default::default()
+        };
+        let Ok(r) = shim::client::control(&sd, &req) else {
+            return;
+        };
+        let status = match r.status.as_deref() {
+            Some("running") => "running",
+            Some("paused") => "paused",
+            Some("stopped") => "running", // its exit is collected by the monitor
+            _ => return,
+        };
+        let started = now_rfc3339();
+        let _ = update(inner, &c.id, |c| {
+            c.state.status = status.into();
+            c.state.pid = r.pid.unwrap_or(0) as i64;
+            c.state.started_at = started;
+            c.state.finished_at = ZERO_TIME.into();
+        });
+        monitor(inner.clone(), c.id.clone());
+    } else if let Some(e) = shim::client::read_exit(&sd) {
+        // Started and exited while the daemon was down.
+        let _ = update(inner, &c.id, |c| {
+            c.state.status = "exited".into();
+            c.state.pid = 0;
+            c.state.exit_code = e.exit_code as i64;
+            c.state.started_at = e.finished_at.clone();
+            c.state.finished_at = e.finished_at;
+            c.state.oom_killed = e.oom_killed;
+        });
+    }
+}
+
+/// At start-up: bundles and shim state dirs of containers that have no record — a create cut
+/// short by a crash between making the bundle and storing the record — are removed (the
+/// rootfs unmounted), so they hold no mount, disk space or image reference.
+fn remove_orphans(inner: &Arc<Inner>, known: &[String]) {
+    let known: std::collections::HashSet<&str> = known.iter().map(String::as_str).collect();
+    let is_id = |n: &str| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit());
+    let list = |d: PathBuf| -> Vec<String> {
+        std::fs::read_dir(d)
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .filter(|n| is_id(n) && !known.contains(n.as_str()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    for id in list(inner.opts.data_root.join("containers")) {
+        if let Err(e) = crate::bundle::remove(&inner.images, &inner.opts.data_root, &id) {
+            eprintln!("berth daemon: warning: cannot remove the unrecorded container {id}: {e}");
+        }
+    }
+    for id in list(inner.opts.exec_root.join("shims")) {
+        let sd = state_dir(inner, &id);
+        if let Some(pid) = shim::client::shim_pid(&sd) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        let _ = std::fs::remove_dir_all(&sd);
     }
 }
 
