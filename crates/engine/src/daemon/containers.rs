@@ -578,6 +578,8 @@ fn remove_orphans(inner: &Arc<Inner>, known: &[String]) {
             eprintln!("berth daemon: warning: cannot remove the unrecorded container {id}: {e}");
         }
     }
+    // Markers of `logs --follow` requests of the previous run.
+    let _ = std::fs::remove_dir_all(inner.opts.exec_root.join("follow"));
     for id in list(inner.opts.exec_root.join("shims")) {
         let sd = state_dir(inner, &id);
         if let Some(pid) = shim::client::shim_pid(&sd) {
@@ -1097,21 +1099,32 @@ pub fn logs(inner: &Arc<Inner>, key: &str, opts: LogsOptions) -> ApiResult<LogOu
         std::time::UNIX_EPOCH + Duration::new(t.seconds.max(0) as u64, t.nanos)
     };
     let cancel = Arc::new(AtomicBool::new(false));
+    let follow = opts.follow && is_running(&c);
+    // A follow ends at a marker the daemon writes once the container has exited (its log is
+    // complete then) or was removed. The shim's exit.json is not enough: `rm` deletes it with
+    // the state dir, and a reader that had not seen it yet would follow forever (docker-py's
+    // `containers.run` reads its `logs(follow=True)` stream only after wait and remove).
+    let marker = if follow {
+        Some(follow_marker(inner, &c.id)?)
+    } else {
+        None
+    };
     let ro = shim::ReadOptions {
-        follow: opts.follow && is_running(&c),
+        follow,
         tail: opts.tail.map(|t| t as usize),
         since: opts.since.map(to_st),
         until: opts.until.map(to_st),
         timestamps: false,
         stdout: opts.stdout,
         stderr: opts.stderr,
-        stop_file: Some(state_dir(inner, &c.id).join(shim::protocol::EXIT_FILE)),
+        stop_file: marker.clone(),
         cancel: Some(cancel.clone()),
     };
     let path = c.log_path.clone();
     let ts = opts.timestamps;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame, ApiError>>(64);
     std::thread::spawn(move || {
+        let _marker = RemoveOnDrop(marker);
         let mut reader = match shim::read_logs(&path, ro) {
             Ok(r) => r,
             Err(e) => {
@@ -1158,6 +1171,46 @@ pub fn logs(inner: &Arc<Inner>, key: &str, opts: LogsOptions) -> ApiResult<LogOu
         tty: c.tty,
         frames: frame_stream(rx),
     })
+}
+
+/// Removes a file when dropped.
+struct RemoveOnDrop(Option<PathBuf>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(p) = &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// A fresh marker path under `<exec-root>/follow/`, written once container `id` has exited or
+/// was removed (see [`logs`]). Left-over markers are cleared at start-up.
+fn follow_marker(inner: &Arc<Inner>, id: &str) -> ApiResult<PathBuf> {
+    use tokio::sync::broadcast::error::RecvError;
+    let dir = inner.opts.exec_root.join("follow");
+    std::fs::create_dir_all(&dir).map_err(internal)?;
+    let token = ::image::content::random_hex(8).map_err(internal)?;
+    let m = dir.join(format!("{id}-{token}"));
+    // Subscribed before the state is checked again: an exit in between is not missed.
+    let mut rx = inner.events.subscribe();
+    let (inner, id, m2) = (inner.clone(), id.to_string(), m.clone());
+    let key = id.clone();
+    let running = move |inner: &Inner| lookup(inner, &key).is_ok_and(|c| is_running(&c));
+    tokio::spawn(async move {
+        if running(&inner) {
+            loop {
+                match rx.recv().await {
+                    Ok(Event::Die(i, _)) | Ok(Event::Destroy(i)) if i == id => break,
+                    Err(RecvError::Closed) => break,
+                    Err(RecvError::Lagged(_)) if !running(&inner) => break,
+                    _ => {}
+                }
+            }
+        }
+        let _ = std::fs::write(&m2, b"");
+    });
+    Ok(m)
 }
 
 fn frame_stream(
