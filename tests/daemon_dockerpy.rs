@@ -2,7 +2,8 @@
 //! real programs use. Each test starts a sandbox daemon (tests/daemon_common) and runs one or
 //! more cases of tests/data/dockerpy/suite.py against it with `DOCKER_HOST` at its socket:
 //! container create/start/logs (plain and streamed, follow, tail, timestamps)/wait/remove,
-//! `containers.run` (foreground, detached, remove=True, ContainerError), stop/restart/kill/
+//! `containers.run` (foreground, detached, remove=True, ContainerError; 20 foreground runs in a
+//! row, whose follow of the logs must end after the container is removed), stop/restart/kill/
 //! pause/rename; exec_run (exit code, output, demux, stream, env/workdir/user, tty, stdin over
 //! the hijacked socket, detached); attach (stream=True before start, demux, attach_socket with
 //! stdin, StdinOnce, TTY); list with filters and inspect fields (State, Config, HostConfig);
@@ -76,7 +77,7 @@ fn run_cases(test: &str, cases: &[&str]) {
 
 #[test]
 fn dockerpy_container_lifecycle() {
-    run_cases("dockerpy_container_lifecycle", &["lifecycle"]);
+    run_cases("dockerpy_container_lifecycle", &["lifecycle", "run_loop"]);
 }
 
 #[test]

@@ -68,6 +68,7 @@ pub(crate) fn lookup(inner: &Inner, key: &str) -> ApiResult<ContainerRecord> {
     }
 }
 
+#[allow(dead_code)] // create stores under the name check; kept for other writers
 fn save(inner: &Inner, c: &ContainerRecord) -> ApiResult<()> {
     inner.store.put(c).map_err(internal)?;
     inner
@@ -352,13 +353,35 @@ pub async fn create(
         manually_stopped: false,
         mounts: vols.mounts.clone(),
     };
-    let saved = save(inner, &rec);
-    if saved.is_err() {
+    // The name is checked again and the record stored under one lock: two creates of one
+    // name that both passed the first check (the bundle takes a while) cannot both win.
+    let taken = {
+        let mut m = inner.containers.lock().map_err(|_| poisoned())?;
+        match m.values().find(|o| o.name == rec.name) {
+            Some(o) => Err(ApiError::Conflict(format!(
+                "Conflict. The container name \"/{}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
+                rec.name, o.id
+            ))),
+            None => inner
+                .store
+                .put(&rec)
+                .map(|()| {
+                    m.insert(rec.id.clone(), rec.clone());
+                })
+                .map_err(internal),
+        }
+    };
+    if let Err(e) = taken {
         super::volumes::abort(inner, &vols);
-    } else {
-        super::volumes::release(inner, &vols);
+        let _ = super::networks::forget(inner, &rec.id);
+        let (i2, id) = (inner.clone(), rec.id.clone());
+        let _ = blocking(move || {
+            crate::bundle::remove(&i2.images, &i2.opts.data_root, &id).map_err(internal)
+        })
+        .await;
+        return Err(e);
     }
-    saved?;
+    super::volumes::release(inner, &vols);
     inner.bus.container(&rec, "create", &[]);
     Ok(ContainerCreateResponse {
         id: rec.id,
@@ -600,9 +623,14 @@ pub(crate) fn reconcile(inner: &Arc<Inner>) {
         Ok(m) => m.keys().cloned().collect(),
         Err(_) => return,
     };
+    remove_orphans(inner, &ids);
     for id in ids {
         let sd = state_dir(inner, &id);
         let Ok(c) = lookup(inner, &id) else { continue };
+        if c.state.status == "created" {
+            adopt_started(inner, &c);
+            continue;
+        }
         if !is_running(&c) {
             continue;
         }
@@ -634,6 +662,80 @@ pub(crate) fn reconcile(inner: &Arc<Inner>) {
                 });
             }
         }
+    }
+}
+
+/// At start-up, a container recorded as created may have been started by a request the crash
+/// cut short (the shim started it, the record was not updated yet): take what its shim says.
+fn adopt_started(inner: &Arc<Inner>, c: &ContainerRecord) {
+    let sd = state_dir(inner, &c.id);
+    if shim::client::shim_pid(&sd).is_some() {
+        let req = ControlRequest {
+            state: Some(true),
+            ..Default::default()
+        };
+        let Ok(r) = shim::client::control(&sd, &req) else {
+            return;
+        };
+        let status = match r.status.as_deref() {
+            Some("running") => "running",
+            Some("paused") => "paused",
+            Some("stopped") => "running", // its exit is collected by the monitor
+            _ => return,
+        };
+        let started = now_rfc3339();
+        let _ = update(inner, &c.id, |c| {
+            c.state.status = status.into();
+            c.state.pid = r.pid.unwrap_or(0) as i64;
+            c.state.started_at = started;
+            c.state.finished_at = ZERO_TIME.into();
+        });
+        monitor(inner.clone(), c.id.clone());
+    } else if let Some(e) = shim::client::read_exit(&sd) {
+        // Started and exited while the daemon was down.
+        let _ = update(inner, &c.id, |c| {
+            c.state.status = "exited".into();
+            c.state.pid = 0;
+            c.state.exit_code = e.exit_code as i64;
+            c.state.started_at = e.finished_at.clone();
+            c.state.finished_at = e.finished_at;
+            c.state.oom_killed = e.oom_killed;
+        });
+    }
+}
+
+/// At start-up: bundles and shim state dirs of containers that have no record — a create cut
+/// short by a crash between making the bundle and storing the record — are removed (the
+/// rootfs unmounted), so they hold no mount, disk space or image reference.
+fn remove_orphans(inner: &Arc<Inner>, known: &[String]) {
+    let known: std::collections::HashSet<&str> = known.iter().map(String::as_str).collect();
+    let is_id = |n: &str| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit());
+    let list = |d: PathBuf| -> Vec<String> {
+        std::fs::read_dir(d)
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .filter(|n| is_id(n) && !known.contains(n.as_str()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    for id in list(inner.opts.data_root.join("containers")) {
+        if let Err(e) = crate::bundle::remove(&inner.images, &inner.opts.data_root, &id) {
+            eprintln!("berth daemon: warning: cannot remove the unrecorded container {id}: {e}");
+        }
+    }
+    // Markers of `logs --follow` requests of the previous run.
+    let _ = std::fs::remove_dir_all(inner.opts.exec_root.join("follow"));
+    for id in list(inner.opts.exec_root.join("shims")) {
+        let sd = state_dir(inner, &id);
+        if let Some(pid) = shim::client::shim_pid(&sd) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        let _ = std::fs::remove_dir_all(&sd);
     }
 }
 
@@ -1367,21 +1469,32 @@ pub fn logs(inner: &Arc<Inner>, key: &str, opts: LogsOptions) -> ApiResult<LogOu
         std::time::UNIX_EPOCH + Duration::new(t.seconds.max(0) as u64, t.nanos)
     };
     let cancel = Arc::new(AtomicBool::new(false));
+    let follow = opts.follow && is_running(&c);
+    // A follow ends at a marker the daemon writes once the container has exited (its log is
+    // complete then) or was removed. The shim's exit.json is not enough: `rm` deletes it with
+    // the state dir, and a reader that had not seen it yet would follow forever (docker-py's
+    // `containers.run` reads its `logs(follow=True)` stream only after wait and remove).
+    let marker = if follow {
+        Some(follow_marker(inner, &c.id)?)
+    } else {
+        None
+    };
     let ro = shim::ReadOptions {
-        follow: opts.follow && is_running(&c),
+        follow,
         tail: opts.tail.map(|t| t as usize),
         since: opts.since.map(to_st),
         until: opts.until.map(to_st),
         timestamps: false,
         stdout: opts.stdout,
         stderr: opts.stderr,
-        stop_file: Some(state_dir(inner, &c.id).join(shim::protocol::EXIT_FILE)),
+        stop_file: marker.clone(),
         cancel: Some(cancel.clone()),
     };
     let path = c.log_path.clone();
     let ts = opts.timestamps;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame, ApiError>>(64);
     std::thread::spawn(move || {
+        let _marker = RemoveOnDrop(marker);
         let mut reader = match shim::read_logs(&path, ro) {
             Ok(r) => r,
             Err(e) => {
@@ -1428,6 +1541,46 @@ pub fn logs(inner: &Arc<Inner>, key: &str, opts: LogsOptions) -> ApiResult<LogOu
         tty: c.tty,
         frames: frame_stream(rx),
     })
+}
+
+/// Removes a file when dropped.
+struct RemoveOnDrop(Option<PathBuf>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(p) = &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// A fresh marker path under `<exec-root>/follow/`, written once container `id` has exited or
+/// was removed (see [`logs`]). Left-over markers are cleared at start-up.
+fn follow_marker(inner: &Arc<Inner>, id: &str) -> ApiResult<PathBuf> {
+    use tokio::sync::broadcast::error::RecvError;
+    let dir = inner.opts.exec_root.join("follow");
+    std::fs::create_dir_all(&dir).map_err(internal)?;
+    let token = ::image::content::random_hex(8).map_err(internal)?;
+    let m = dir.join(format!("{id}-{token}"));
+    // Subscribed before the state is checked again: an exit in between is not missed.
+    let mut rx = inner.events.subscribe();
+    let (inner, id, m2) = (inner.clone(), id.to_string(), m.clone());
+    let key = id.clone();
+    let running = move |inner: &Inner| lookup(inner, &key).is_ok_and(|c| is_running(&c));
+    tokio::spawn(async move {
+        if running(&inner) {
+            loop {
+                match rx.recv().await {
+                    Ok(Event::Die(i, _)) | Ok(Event::Destroy(i)) if i == id => break,
+                    Err(RecvError::Closed) => break,
+                    Err(RecvError::Lagged(_)) if !running(&inner) => break,
+                    _ => {}
+                }
+            }
+        }
+        let _ = std::fs::write(&m2, b"");
+    });
+    Ok(m)
 }
 
 fn frame_stream(
