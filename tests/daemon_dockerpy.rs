@@ -109,7 +109,6 @@ fn dockerpy_stats() {
 }
 
 #[test]
-#[ignore = "needs events (GET /events)"]
 fn dockerpy_events() {
     run_cases("dockerpy_events", &["events"]);
 }
@@ -120,7 +119,6 @@ fn dockerpy_image_prune() {
 }
 
 #[test]
-#[ignore = "needs system df (GET /system/df)"]
 fn dockerpy_system_df() {
     run_cases("dockerpy_system_df", &["df"]);
 }

@@ -460,16 +460,41 @@ pub fn run(conn: &Conn, a: RunArgs) -> i32 {
             eprintln!("berth: {e}");
         }
         // Output ended: the container exited, or the user detached (it still runs).
-        if let Ok(i) = c.container_inspect(&id).await {
-            if i.state.running && !a.rm {
-                return 0;
-            }
+        if a.rm {
+            return match wait.result().await {
+                Ok(r) => r.status_code as i32,
+                Err(e) => fail(format!("berth: {e}"), 125),
+            };
         }
-        match wait.result().await {
-            Ok(r) => r.status_code as i32,
-            Err(e) => fail(format!("berth: {e}"), 125),
+        match exit_after_session(c, &id, wait.result()).await {
+            None => 0,
+            Some(Ok(code)) => code,
+            Some(Err(e)) => fail(format!("berth: {e}"), 125),
         }
     })
+}
+
+/// After an attached session's output ended: the container's exit code, or None when it is
+/// still running (the user detached). The daemon records an exit a moment after the output
+/// closes, so a container that still looks running gets a short grace before it counts as
+/// detached.
+async fn exit_after_session<F>(
+    c: &api::Client,
+    id: &str,
+    wait: F,
+) -> Option<Result<i32, ClientError>>
+where
+    F: std::future::Future<Output = Result<ContainerWaitResponse, ClientError>>,
+{
+    let mut wait = std::pin::pin!(wait);
+    let running = matches!(c.container_inspect(id).await, Ok(i) if i.state.running);
+    if !running {
+        return Some(wait.await.map(|r| r.status_code as i32));
+    }
+    match tokio::time::timeout(std::time::Duration::from_millis(1500), &mut wait).await {
+        Ok(r) => Some(r.map(|r| r.status_code as i32)),
+        Err(_) => None,
+    }
 }
 
 /// `docker start [-a] [-i] CONTAINER...`.
@@ -536,14 +561,10 @@ pub fn start(conn: &Conn, a: StartArgs) -> i32 {
                 stdio::resize(c, &ResizeTarget::Container(info.id.clone())).await;
             }
             let _ = stdio::run_session(c, session, &io).await;
-            if let Ok(i) = c.container_inspect(id).await {
-                if i.state.running {
-                    return 0;
-                }
-            }
-            return match wait.result().await {
-                Ok(r) => r.status_code as i32,
-                Err(e) => fail(e, 1),
+            return match exit_after_session(c, id, wait.result()).await {
+                None => 0,
+                Some(Ok(code)) => code,
+                Some(Err(e)) => fail(e, 1),
             };
         }
         let mut failed = Vec::new();
@@ -760,18 +781,17 @@ pub fn attach(conn: &Conn, a: AttachArgs) -> i32 {
             stdio::resize(c, &ResizeTarget::Container(info.id.clone())).await;
         }
         let _ = stdio::run_session(c, session, &io).await;
-        if let Ok(i) = c.container_inspect(&info.id).await {
-            if i.state.running {
-                return 0;
-            }
-            if let Ok(w) = wait {
-                if let Ok(r) = w.result().await {
-                    return r.status_code as i32;
-                }
-            }
-            return i.state.exit_code as i32;
+        match wait {
+            Ok(w) => match exit_after_session(c, &info.id, w.result()).await {
+                None => 0,
+                Some(Ok(code)) => code,
+                Some(Err(_)) => 0,
+            },
+            Err(_) => match c.container_inspect(&info.id).await {
+                Ok(i) if !i.state.running => i.state.exit_code as i32,
+                _ => 0,
+            },
         }
-        0
     })
 }
 
