@@ -10,7 +10,7 @@
 //! images list/get/tag/remove; version/info/ping and a client pinned to API 1.40; errors
 //! (NotFound, ImageNotFound, 409 conflicts); container prune.
 //!
-//! Cases for endpoints berth does not serve yet (events, system df, exec
+//! Cases for what berth does not do yet (exec
 //! start errors after the hijack) are `#[ignore]`d with the feature they need; run them with
 //! `cargo test -p berth --test daemon_dockerpy -- --ignored`.
 //!
@@ -130,7 +130,6 @@ fn dockerpy_exec_missing_command() {
 }
 
 #[test]
-#[ignore = "needs the hijacked stream's first output held until the client has read the 101/200 answer (docker-py reads past http.client's buffer and loses bytes that arrive with the headers)"]
 fn dockerpy_exec_output_race() {
     run_cases("dockerpy_exec_output_race", &["exec_output_race"]);
 }

@@ -29,8 +29,9 @@ use crate::stream::{ByteStream, RAW_STREAM};
 /// Bytes of a request head read before giving up on sniffing (hyper then judges).
 const MAX_SNIFF: usize = 64 * 1024;
 
-/// Serves one connection until it closes.
-pub(crate) async fn serve<IO>(shared: Arc<Shared>, mut io: IO)
+/// Serves one connection until it closes. `fd` is the connection's socket (it lives as long
+/// as `io`), used to see when a hijacking client has read the answer's head.
+pub(crate) async fn serve<IO>(shared: Arc<Shared>, mut io: IO, fd: std::os::fd::RawFd)
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -47,7 +48,7 @@ where
         }
     }
     if let Some(head) = head_end(&buf).and_then(|n| legacy_hijack(&buf[..n], n)) {
-        serve_legacy(shared, io, buf, head).await;
+        serve_legacy(shared, io, buf, head, fd).await;
         return;
     }
     let io = Rewind {
@@ -56,7 +57,7 @@ where
     };
     let svc = service_fn(move |req| {
         let shared = shared.clone();
-        async move { Ok::<_, Infallible>(handle(shared, req).await) }
+        async move { Ok::<_, Infallible>(handle(shared, req, fd).await) }
     });
     let _ = http1::Builder::new()
         .title_case_headers(true)
@@ -66,7 +67,7 @@ where
 }
 
 /// One request through hyper.
-async fn handle(shared: Arc<Shared>, mut req: Request<Incoming>) -> Resp {
+async fn handle(shared: Arc<Shared>, mut req: Request<Incoming>, fd: std::os::fd::RawFd) -> Resp {
     let on_upgrade = if req.headers().contains_key(UPGRADE) {
         Some(hyper::upgrade::on(&mut req))
     } else {
@@ -86,7 +87,7 @@ async fn handle(shared: Arc<Shared>, mut req: Request<Incoming>) -> Resp {
                 let media = h.media_type;
                 tokio::spawn(async move {
                     if let Ok(upgraded) = upgrade.await {
-                        hijack::run(TokioIo::new(upgraded), Bytes::new(), h).await;
+                        hijack::run(TokioIo::new(upgraded), Bytes::new(), h, Some(fd)).await;
                     }
                 });
                 let mut r = Response::new(super::http::empty());
@@ -155,8 +156,13 @@ fn legacy_hijack(head: &[u8], head_len: usize) -> Option<LegacyHead> {
 
 /// The old hijack: the body is read by length, the answer is `200 OK` with the raw-stream
 /// type, then the session runs on the same connection.
-async fn serve_legacy<IO>(shared: Arc<Shared>, mut io: IO, mut buf: BytesMut, head: LegacyHead)
-where
+async fn serve_legacy<IO>(
+    shared: Arc<Shared>,
+    mut io: IO,
+    mut buf: BytesMut,
+    head: LegacyHead,
+    fd: std::os::fd::RawFd,
+) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let mut rest = buf.split_off(head.head_len);
@@ -207,7 +213,7 @@ where
             if io.write_all(out.as_bytes()).await.is_err() || io.flush().await.is_err() {
                 return;
             }
-            hijack::run(io, leftover, h).await;
+            hijack::run(io, leftover, h, Some(fd)).await;
         }
         Reply::Response(r) => write_plain(&shared, &mut io, r).await,
     }

@@ -15,11 +15,44 @@ use tokio::time::Instant;
 use super::http::{frames_to_bytes, Hijack};
 use crate::stream::{DetachKeys, DetachScanner, FrameStream, Scan, StdinFeeder};
 
-/// How long output ready at once waits for the client to be reading the raw stream.
+/// How long output ready at once waits for the client to be reading the raw stream, when the
+/// connection's socket is not known.
 pub(crate) const FIRST_OUTPUT_GRACE: Duration = Duration::from_millis(10);
+/// The longest the first output waits for the client to read the answer's head.
+const HEAD_READ_LIMIT: Duration = Duration::from_millis(250);
+
+/// Bytes sent on the socket `fd` that the peer has not taken yet (a unix socket: not yet read
+/// by the peer process; TCP: not yet acknowledged). None if the socket cannot say.
+fn unread(fd: std::os::fd::RawFd) -> Option<i32> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: TIOCOUTQ (SIOCOUTQ) stores one int through the valid pointer; `fd` is the open
+    // connection socket, alive for as long as the session's `io` (which owns it).
+    let r = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut n) };
+    (r == 0).then_some(n)
+}
+
+/// Waits until the client has read the answer's head (101/200), so the first output is not
+/// taken into an HTTP library's header buffer and lost (docker-py reads the raw socket past
+/// http.client's buffer); bounded by [`HEAD_READ_LIMIT`]. Without the socket, a short grace.
+async fn head_read(fd: Option<std::os::fd::RawFd>) {
+    let Some(fd) = fd else {
+        tokio::time::sleep(FIRST_OUTPUT_GRACE).await;
+        return;
+    };
+    let deadline = Instant::now() + HEAD_READ_LIMIT;
+    loop {
+        match unread(fd) {
+            Some(0) => return,
+            Some(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(1)).await
+            }
+            _ => return,
+        }
+    }
+}
 
 /// Runs the session; `prefix` is input the client sent before the hijack was answered.
-pub(crate) async fn run<IO>(io: IO, prefix: Bytes, h: Hijack)
+pub(crate) async fn run<IO>(io: IO, prefix: Bytes, h: Hijack, fd: Option<std::os::fd::RawFd>)
 where
     IO: AsyncRead + AsyncWrite + Send + 'static,
 {
@@ -40,9 +73,8 @@ where
         detach_tx,
         input_seen.clone(),
     ));
-    let grace = Instant::now() + FIRST_OUTPUT_GRACE;
     tokio::select! {
-        _ = output_loop(&mut wr, session.output, session.tty, grace, input_seen) => {}
+        _ = output_loop(&mut wr, session.output, session.tty, fd, input_seen) => {}
         Ok(()) = &mut detach_rx => {}
     }
     let _ = wr.shutdown().await;
@@ -53,7 +85,7 @@ async fn output_loop<W: AsyncWrite + Unpin>(
     wr: &mut W,
     output: FrameStream,
     tty: bool,
-    grace: Instant,
+    fd: Option<std::os::fd::RawFd>,
     input_seen: Arc<Notify>,
 ) {
     let bytes = frames_to_bytes(output, tty);
@@ -64,7 +96,7 @@ async fn output_loop<W: AsyncWrite + Unpin>(
             first = false;
             tokio::select! {
                 _ = input_seen.notified() => {}
-                _ = tokio::time::sleep_until(grace) => {}
+                _ = head_read(fd) => {}
             }
         }
         if wr.write_all(&b).await.is_err() || wr.flush().await.is_err() {

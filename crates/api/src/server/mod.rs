@@ -207,14 +207,16 @@ impl Server {
                 _ = &mut shutdown => break,
                 r = accept_unix(unix_l.as_ref()) => match r {
                     Ok(stream) => {
-                        tokio::spawn(conn::serve(shared.clone(), stream));
+                        let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
+                        tokio::spawn(conn::serve(shared.clone(), stream, fd));
                     }
                     Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
                 },
                 r = accept_tcp(tcp_l.as_ref()) => match r {
                     Ok(stream) => {
                         let _ = stream.set_nodelay(true);
-                        tokio::spawn(conn::serve(shared.clone(), stream));
+                        let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
+                        tokio::spawn(conn::serve(shared.clone(), stream, fd));
                     }
                     Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
                 },
