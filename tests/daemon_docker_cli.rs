@@ -182,6 +182,13 @@ fn docker_cli_against_berth_daemon() {
     // exec
     assert_eq!(sb.ok(&["exec", "d1", "echo", "fromexec"]), "fromexec\n");
     assert_eq!(sb.code(&["exec", "d1", "sh", "-c", "exit 7"]), 7);
+    // a missing command: the error in the stream and 127, as dockerd answers
+    let missing = sb.docker(&["exec", "d1", "nosuchcmd"]);
+    assert_eq!(missing.status.code(), Some(127));
+    assert!(
+        String::from_utf8_lossy(&missing.stdout).contains("nosuchcmd")
+            || String::from_utf8_lossy(&missing.stderr).contains("nosuchcmd")
+    );
     // exec -u by name (from the container's /etc/passwd) and by number
     assert_eq!(sb.ok(&["exec", "-u", "root", "d1", "sh", "-c", "echo $(id -u)"]), "0\n");
     assert_eq!(

@@ -10,10 +10,6 @@
 //! images list/get/tag/remove; version/info/ping and a client pinned to API 1.40; errors
 //! (NotFound, ImageNotFound, 409 conflicts); container prune.
 //!
-//! Cases for what berth does not do yet (exec
-//! start errors after the hijack) are `#[ignore]`d with the feature they need; run them with
-//! `cargo test -p berth --test daemon_dockerpy -- --ignored`.
-//!
 //! Needs root, the docker CLI (the harness uses it to wait for the daemon and clean up) and
 //! docker-py (`python3 -c 'import docker'`; .ci/run installs it with pip); otherwise each test
 //! prints `SKIP` and passes.
@@ -124,7 +120,6 @@ fn dockerpy_system_df() {
 }
 
 #[test]
-#[ignore = "needs exec start errors written into the hijacked stream with exit code 126/127 (docker's shape), not an HTTP 500"]
 fn dockerpy_exec_missing_command() {
     run_cases("dockerpy_exec_missing_command", &["exec_missing_command"]);
 }

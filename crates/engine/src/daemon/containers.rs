@@ -1966,7 +1966,41 @@ pub async fn exec_start(
         )
         .map_err(|e| ApiError::Internal(format!("OCI runtime exec failed: {e}")))
     })
-    .await?;
+    .await;
+    let reply = match reply {
+        Ok(r) => r,
+        Err(err) => {
+            // As dockerd: the exec is over with 127 (not found) or 126 (cannot run); an
+            // attached client gets the message in its stream and reads the code from inspect.
+            let msg = err.to_string();
+            let code = if msg.contains("not found") || msg.contains("No such file") {
+                127
+            } else {
+                126
+            };
+            set_exec(inner, id, |e| {
+                e.running = false;
+                e.exit_code = Some(code);
+            });
+            inner.bus.container(
+                &c,
+                "exec_die",
+                &[("execID", id.to_string()), ("exitCode", code.to_string())],
+            );
+            if stdin.is_none() {
+                return Err(err);
+            }
+            let frame = Frame {
+                stream: StdStream::Stdout,
+                data: bytes::Bytes::from(format!("{msg}\r\n")),
+            };
+            return Ok(Some(AttachOutput {
+                tty,
+                detach_keys: None,
+                output: Box::pin(futures_util::stream::iter([Ok(frame)])),
+            }));
+        }
+    };
     set_exec(inner, id, |e| {
         e.running = true;
         e.pid = reply.pid.unwrap_or(0) as i64;
