@@ -190,9 +190,20 @@ fn docker_cli_against_berth_daemon() {
             || String::from_utf8_lossy(&missing.stderr).contains("nosuchcmd")
     );
     // exec -u by name (from the container's /etc/passwd) and by number
-    assert_eq!(sb.ok(&["exec", "-u", "root", "d1", "sh", "-c", "echo $(id -u)"]), "0\n");
     assert_eq!(
-        sb.ok(&["exec", "-u", "1000:1001", "d1", "sh", "-c", "echo $(id -u):$(id -g)"]),
+        sb.ok(&["exec", "-u", "root", "d1", "sh", "-c", "echo $(id -u)"]),
+        "0\n"
+    );
+    assert_eq!(
+        sb.ok(&[
+            "exec",
+            "-u",
+            "1000:1001",
+            "d1",
+            "sh",
+            "-c",
+            "echo $(id -u):$(id -g)"
+        ]),
         "1000:1001\n"
     );
     let ghost = sb.docker(&["exec", "-u", "ghost", "d1", "true"]);

@@ -503,7 +503,10 @@ pub fn events(conn: &Conn, a: EventsArgs) -> Result<i32> {
 mod tests {
     #[test]
     fn event_times() {
-        assert_eq!(super::rfc3339_nano(1_500_000_000), "1970-01-01T00:00:01.500000000Z");
+        assert_eq!(
+            super::rfc3339_nano(1_500_000_000),
+            "1970-01-01T00:00:01.500000000Z"
+        );
         assert_eq!(
             super::rfc3339_nano(86_400_000_000_000),
             "1970-01-02T00:00:00.000000000Z"

@@ -81,7 +81,11 @@ struct StartArgs {
     #[arg(long)]
     runtime_binary: Option<PathBuf>,
     /// A global argument for --runtime-binary (repeatable).
-    #[arg(long = "runtime-arg", allow_hyphen_values = true, requires = "runtime_binary")]
+    #[arg(
+        long = "runtime-arg",
+        allow_hyphen_values = true,
+        requires = "runtime_binary"
+    )]
     runtime_args: Vec<String>,
 }
 

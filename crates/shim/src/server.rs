@@ -14,12 +14,12 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::driver::Driver;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use runtime::cgroups;
-use crate::driver::Driver;
 use runtime::container::{CreateOptions, ExecOptions, Runtime};
 
 use crate::jsonlog::writer::{LogConfig, LogWriter};

@@ -463,13 +463,9 @@ fn log_config(inner: &Inner, hc: &HostConfig) -> ApiResult<Option<(Option<u64>, 
         None => None,
     };
     let max_files = match opts.get("max-file") {
-        Some(v) => v
-            .parse::<u32>()
-            .ok()
-            .filter(|n| *n >= 1)
-            .ok_or_else(|| {
-                ApiError::InvalidParameter(format!("invalid value for max-file: {v:?}"))
-            })?,
+        Some(v) => v.parse::<u32>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+            ApiError::InvalidParameter(format!("invalid value for max-file: {v:?}"))
+        })?,
         None => 1,
     };
     Ok(Some((max_size, max_files)))
@@ -1940,7 +1936,12 @@ pub async fn exec_start(
         process["user"] = parse_user(inner, &c.id, &e.config.user)?;
     }
     let tty = e.config.tty || config.tty;
-    if let Some([h, w]) = console_size(config.console_size.as_ref().or(e.config.console_size.as_ref())) {
+    if let Some([h, w]) = console_size(
+        config
+            .console_size
+            .as_ref()
+            .or(e.config.console_size.as_ref()),
+    ) {
         if tty {
             process["consoleSize"] = serde_json::json!({"height": h, "width": w});
         }

@@ -11,9 +11,9 @@ mod containers;
 mod events;
 mod health;
 mod images;
+mod networks;
 mod restart;
 mod stats;
-mod networks;
 mod store;
 mod system;
 mod transfer;
@@ -106,9 +106,12 @@ impl Default for DaemonOptions {
             insecure_registries: Vec::new(),
             live_restore: false,
             log_level: "info".into(),
-            runtimes: [(config::BUILTIN_RUNTIME.to_string(), config::RuntimeSpec::default())]
-                .into_iter()
-                .collect(),
+            runtimes: [(
+                config::BUILTIN_RUNTIME.to_string(),
+                config::RuntimeSpec::default(),
+            )]
+            .into_iter()
+            .collect(),
             default_runtime: config::BUILTIN_RUNTIME.into(),
             log_opts: Default::default(),
             bridge_name: None,
@@ -179,7 +182,10 @@ fn options(cli: Cli) -> Result<DaemonOptions, config::ConfigError> {
                 (cli.log_level.is_some(), "log-level"),
                 (cli.default_runtime.is_some(), "default-runtime"),
                 (cli.bip.is_some(), "bip"),
-                (!cli.default_address_pools.is_empty(), "default-address-pools"),
+                (
+                    !cli.default_address_pools.is_empty(),
+                    "default-address-pools",
+                ),
             ] {
                 if on {
                     given.push(name);
