@@ -235,55 +235,14 @@ pub async fn remove(
             .map_err(|_| no_image(&name))?
             .id
             .to_string();
-        let users: Vec<(String, String, bool)> = inner
-            .containers
-            .lock()
-            .map_err(|_| super::containers::poisoned())?
-            .values()
-            .map(|c| {
-                (
-                    c.image_id.clone(),
-                    c.id.clone(),
-                    c.state.status == "running" || c.state.status == "paused",
-                )
-            })
-            .collect();
-        let usage = move |d: &::image::Digest| -> Usage {
-            let d = d.to_string();
-            let mut u = Usage::Unused;
-            for (img, id, running) in &users {
-                if *img == d {
-                    if *running {
-                        return Usage::Running(id.clone());
-                    }
-                    u = Usage::Stopped(id.clone());
-                }
-            }
-            u
-        };
+        let usage = usage(&inner, |c| {
+            c.state.status == "running" || c.state.status == "paused"
+        })?;
         let o = inner
             .images
             .remove(&name, opts.force, !opts.noprune, &usage)
             .map_err(|e| ApiError::Conflict(e.to_string()))?;
-        Ok(o.items
-            .into_iter()
-            .map(|i| match i {
-                DeleteItem::Untagged(t) => {
-                    inner.bus.image("untag", &img_id, &img_id);
-                    ImageDeleteItem {
-                        untagged: Some(t),
-                        deleted: None,
-                    }
-                }
-                DeleteItem::Deleted(d) => {
-                    inner.bus.image("delete", &d.to_string(), &d.to_string());
-                    ImageDeleteItem {
-                        untagged: None,
-                        deleted: Some(d.to_string()),
-                    }
-                }
-            })
-            .collect())
+        Ok(delete_items(&inner, o.items, Some(&img_id)))
     })
     .await
 }
@@ -418,4 +377,61 @@ pub async fn pull(
         rx,
         |mut rx| async move { rx.recv().await.map(|m| (m, rx)) },
     )))
+}
+
+/// Which containers use an image (running ones first), for `rmi` and image prune. `running`
+/// says which container states count as running.
+pub(crate) fn usage(
+    inner: &Inner,
+    running: impl Fn(&super::ContainerRecord) -> bool,
+) -> ApiResult<impl Fn(&::image::Digest) -> Usage> {
+    let users: Vec<(String, String, bool)> = inner
+        .containers
+        .lock()
+        .map_err(|_| super::containers::poisoned())?
+        .values()
+        .map(|c| (c.image_id.clone(), c.id.clone(), running(c)))
+        .collect();
+    Ok(move |d: &::image::Digest| -> Usage {
+        let d = d.to_string();
+        let mut u = Usage::Unused;
+        for (img, id, running) in &users {
+            if *img == d {
+                if *running {
+                    return Usage::Running(id.clone());
+                }
+                u = Usage::Stopped(id.clone());
+            }
+        }
+        u
+    })
+}
+
+/// The store's delete report in the API's shape, publishing `untag`/`delete` events (an
+/// untag's actor is `untag_actor`, else the tag itself).
+pub(crate) fn delete_items(
+    inner: &Inner,
+    items: Vec<DeleteItem>,
+    untag_actor: Option<&str>,
+) -> Vec<ImageDeleteItem> {
+    items
+        .into_iter()
+        .map(|i| match i {
+            DeleteItem::Untagged(t) => {
+                let actor = untag_actor.unwrap_or(&t).to_string();
+                inner.bus.image("untag", &actor, &actor);
+                ImageDeleteItem {
+                    untagged: Some(t),
+                    deleted: None,
+                }
+            }
+            DeleteItem::Deleted(d) => {
+                inner.bus.image("delete", &d.to_string(), &d.to_string());
+                ImageDeleteItem {
+                    untagged: None,
+                    deleted: Some(d.to_string()),
+                }
+            }
+        })
+        .collect()
 }

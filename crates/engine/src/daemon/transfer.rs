@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use ::image::store::{DeleteItem, ImageRecord, Usage};
+use ::image::store::ImageRecord;
 use api::backend::{
     ApiResult, ImageImportOptions, ImageLoadOptions, ImagePushOptions, ImportSource,
 };
@@ -335,32 +335,7 @@ pub async fn prune(inner: &Arc<Inner>, filters: Filters) -> ApiResult<ImagePrune
     };
     let inner = inner.clone();
     blocking(move || {
-        let users: Vec<(String, String, bool)> = inner
-            .containers
-            .lock()
-            .map_err(|_| super::containers::poisoned())?
-            .values()
-            .map(|c| {
-                (
-                    c.image_id.clone(),
-                    c.id.clone(),
-                    super::containers::is_running(c),
-                )
-            })
-            .collect();
-        let usage = move |d: &::image::Digest| -> Usage {
-            let d = d.to_string();
-            let mut u = Usage::Unused;
-            for (img, id, running) in &users {
-                if *img == d {
-                    if *running {
-                        return Usage::Running(id.clone());
-                    }
-                    u = Usage::Stopped(id.clone());
-                }
-            }
-            u
-        };
+        let usage = super::images::usage(&inner, super::containers::is_running)?;
         let labels_ok = |img: &ImageRecord| -> bool {
             if !filters.contains("label") && !filters.contains("label!") {
                 return true;
@@ -378,26 +353,7 @@ pub async fn prune(inner: &Arc<Inner>, filters: Filters) -> ApiResult<ImagePrune
         let filter =
             |img: &ImageRecord| until.is_none_or(|u| img.created_unix < u) && labels_ok(img);
         let (o, reclaimed) = inner.images.prune(all, &usage, &filter).map_err(internal)?;
-        let items: Vec<ImageDeleteItem> = o
-            .items
-            .into_iter()
-            .map(|i| match i {
-                DeleteItem::Untagged(t) => {
-                    inner.bus.image("untag", &t, &t);
-                    ImageDeleteItem {
-                        untagged: Some(t),
-                        deleted: None,
-                    }
-                }
-                DeleteItem::Deleted(d) => {
-                    inner.bus.image("delete", &d.to_string(), &d.to_string());
-                    ImageDeleteItem {
-                        untagged: None,
-                        deleted: Some(d.to_string()),
-                    }
-                }
-            })
-            .collect();
+        let items = super::images::delete_items(&inner, o.items, None);
         let mut a = std::collections::BTreeMap::new();
         a.insert("reclaimed".to_string(), reclaimed.to_string());
         inner.bus.publish("image", "prune", "", a);
