@@ -573,14 +573,42 @@ fn ensure_shim(inner: &Arc<Inner>, id: &str) -> ApiResult<()> {
     Ok(())
 }
 
+/// Waits for the container of the shim in `sd` to exit, as `shim::client::wait` does but
+/// without holding a thread: a daemon with many running containers would otherwise keep one
+/// blocked thread (its stack and malloc arena) per container.
+async fn wait_shim(sd: &Path) -> Option<shim::protocol::ExitStatus> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let ask = async {
+        let path = sd.join(shim::protocol::CONTROL_SOCKET);
+        let s = shim::sock::connect(&path).ok()?;
+        s.set_nonblocking(true).ok()?;
+        let mut s = tokio::net::UnixStream::from_std(s).ok()?;
+        let req = ControlRequest {
+            wait: Some(true),
+            ..Default::default()
+        };
+        let mut line = serde_json::to_vec(&req).ok()?;
+        line.push(b'\n');
+        s.write_all(&line).await.ok()?;
+        let mut reply = String::new();
+        tokio::io::BufReader::new(s).read_line(&mut reply).await.ok()?;
+        let rep: shim::protocol::ControlReply = serde_json::from_str(reply.trim_end()).ok()?;
+        rep.exit_status()
+    };
+    match ask.await {
+        Some(st) => Some(st),
+        // The shim is gone (or went while we asked): it wrote exit.json before it went.
+        None => shim::client::read_exit(sd),
+    }
+}
+
 /// Watches a running container until it exits, then records the exit.
 fn monitor(inner: Arc<Inner>, id: String) {
     tokio::spawn(async move {
         let sd = state_dir(&inner, &id);
-        let st = tokio::task::spawn_blocking(move || shim::client::wait(&sd)).await;
-        let (code, finished, oom) = match st {
-            Ok(Ok(s)) => (s.exit_code as i64, s.finished_at, s.oom_killed),
-            _ => (255, now_rfc3339(), false),
+        let (code, finished, oom) = match wait_shim(&sd).await {
+            Some(s) => (s.exit_code as i64, s.finished_at, s.oom_killed),
+            None => (255, now_rfc3339(), false),
         };
         health::stop(&inner, &id);
         // Networking first: a start seen after the exit must not race this teardown.
@@ -701,8 +729,9 @@ fn adopt_started(inner: &Arc<Inner>, c: &ContainerRecord) {
 }
 
 /// At start-up: bundles and shim state dirs of containers that have no record — a create cut
-/// short by a crash between making the bundle and storing the record — are removed (the
-/// rootfs unmounted), so they hold no mount, disk space or image reference.
+/// short by a crash between making the bundle and storing the record, or a removal cut short
+/// after the record was deleted (the files go after the answer) — are removed (the rootfs
+/// unmounted), so they hold no mount, disk space or image reference.
 fn remove_orphans(inner: &Arc<Inner>, known: &[String]) {
     let known: std::collections::HashSet<&str> = known.iter().map(String::as_str).collect();
     let is_id = |n: &str| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit());
@@ -1032,7 +1061,6 @@ async fn remove_now(inner: &Arc<Inner>, id: &str) -> ApiResult<()> {
     blocking(move || {
         let _ = std::fs::remove_dir_all(state_dir(&i2, &id2));
         let _ = super::networks::forget(&i2, &id2);
-        crate::bundle::remove(&i2.images, &i2.opts.data_root, &id2).map_err(internal)?;
         i2.store.delete(&id2).map_err(internal)?;
         let gone = i2.containers.lock().map_err(|_| poisoned())?.remove(&id2);
         if let Some(c) = gone {
@@ -1041,6 +1069,16 @@ async fn remove_now(inner: &Arc<Inner>, id: &str) -> ApiResult<()> {
         Ok(())
     })
     .await?;
+    // The bundle goes after the answer: unmounting the overlay syncs the whole filesystem
+    // under it (overlayfs syncs its upper layer's filesystem on unmount), which takes from
+    // a few to hundreds of milliseconds on a busy disk. The record is already gone, so a
+    // crash before this ends leaves an orphan bundle, which the next start removes.
+    let (i2, id2) = (inner.clone(), id.to_string());
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = crate::bundle::remove(&i2.images, &i2.opts.data_root, &id2) {
+            eprintln!("berth daemon: warning: cannot remove the files of container {id2}: {e}");
+        }
+    });
     if let Some(c) = gone {
         inner.bus.container(&c, "destroy", &[]);
     }

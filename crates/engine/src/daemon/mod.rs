@@ -251,6 +251,13 @@ pub fn main(args: Vec<String>) -> i32 {
             return 1;
         }
     };
+    // glibc gives each thread that allocates its own malloc arena (up to 8 per core); the
+    // daemon's blocking threads come and go, and their arenas would keep freed memory
+    // resident. Two arenas serve a mostly idle daemon as well.
+    // SAFETY: mallopt only tunes the allocator; called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -374,6 +374,19 @@ impl Networks {
                 br.space = AddressSpace::default();
                 let _ = br.space.reserve(&s, s.first_host(), "gateway");
             }
+            // Stored now, before any container's endpoint can name them: a daemon killed
+            // before its first network change would otherwise come back with new ids for
+            // them, and its containers' endpoints would name networks that do not exist.
+            let tx = db.begin_write().map_err(|e| bad(e.to_string()))?;
+            {
+                let mut tab = tx.open_table(NETWORKS).map_err(|e| bad(e.to_string()))?;
+                for n in st.nets.values().filter(|n| n.predefined()) {
+                    let text = serde_json::to_string(n).map_err(|e| bad(e.to_string()))?;
+                    tab.insert(n.id.as_str(), text.as_str())
+                        .map_err(|e| bad(e.to_string()))?;
+                }
+            }
+            tx.commit().map_err(|e| bad(e.to_string()))?;
         }
         Ok(me)
     }
