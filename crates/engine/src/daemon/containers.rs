@@ -591,7 +591,10 @@ async fn wait_shim(sd: &Path) -> Option<shim::protocol::ExitStatus> {
         line.push(b'\n');
         s.write_all(&line).await.ok()?;
         let mut reply = String::new();
-        tokio::io::BufReader::new(s).read_line(&mut reply).await.ok()?;
+        tokio::io::BufReader::new(s)
+            .read_line(&mut reply)
+            .await
+            .ok()?;
         let rep: shim::protocol::ControlReply = serde_json::from_str(reply.trim_end()).ok()?;
         rep.exit_status()
     };
