@@ -17,7 +17,9 @@
 # Timed:
 #   1. `run --rm IMAGE true` with the default bridge network (no --network flag), hyperfine -N:
 #      docker CLI against berth's daemon, the berth CLI against berth's daemon, docker
-#   2. the same with `-p 127.0.0.1:PORT:80`
+#   2. the same with `-p 127.0.0.1:PORT:80`; then both (docker CLI rows only) again while a
+#      detached container keeps each engine's default bridge busy (berth makes its bridge and
+#      nft table on first use and removes them when its last container stops)
 #   3. throughput, REPS rounds of SIZE_MB MiB each: from the host (a python3 sender, 1 MiB
 #      writes) to 127.0.0.1:PORT published (`-p 127.0.0.1:PORT:5000`) to a container running
 #      busybox `nc -l -p 5000 -e sh -c 'dd of=/dev/null bs=1M iflag=fullblock 2>&1'`, which
@@ -283,6 +285,18 @@ hyperfine -N --style basic --runs "$RUNS" --warmup "$WARMUP" --export-json "$WOR
     -n "berth daemon + docker CLI, -p" "$(q "${BERTHD_RUNP[@]}")" \
     -n "berth daemon + berth CLI, -p" "$(q "${BERTHCLI_RUNP[@]}")" \
     -n "docker (dockerd + containerd), -p" "$(q "${DOCKER_RUNP[@]}")" >&2
+# The same two commands while another container runs on each default bridge: berth then
+# keeps its bridge and nft table between runs, as docker always keeps its bridge.
+bd run -d --pull never --name resident "$IMAGE" sleep 100000 >/dev/null
+dk run -d --pull never --name resident "$IMAGE" sleep 100000 >/dev/null
+log "timing run --rm with a resident container on each bridge"
+hyperfine -N --style basic --runs "$RUNS" --warmup "$WARMUP" --export-json "$WORK/resident.json" \
+    -n "berth daemon + docker CLI" "$(q "${BERTHD_RUN[@]}")" \
+    -n "docker (dockerd + containerd)" "$(q "${DOCKER_RUN[@]}")" \
+    -n "berth daemon + docker CLI, -p" "$(q "${BERTHD_RUNP[@]}")" \
+    -n "docker (dockerd + containerd), -p" "$(q "${DOCKER_RUNP[@]}")" >&2
+bd rm -f resident >/dev/null
+dk rm -f resident >/dev/null
 
 # ----- 3. throughput -----------------------------------------------------------------------------
 # The receiver everywhere: busybox `nc -l -p 5000 -e sh -c 'dd of=/dev/null bs=1M
@@ -456,6 +470,20 @@ echo
 table "$WORK/runp.json"
 echo
 ratios "$WORK/runp.json" ", -p"
+echo
+echo "### The same with one other container running on each engine's default bridge ($RUNS runs after $WARMUP warm-up)"
+echo
+echo "A detached \`sleep\` container stays up on each engine during these runs, so berth's default bridge and"\
+     "nft table exist before each run and stay after it (berth makes its default bridge on first use and removes it"\
+     "when its last container stops; docker's bridge always exists)."
+echo
+table "$WORK/resident.json"
+echo
+for s in "" ", -p"; do
+    BM=$(ms "$WORK/resident.json" "berth daemon + docker CLI$s" mean); BMIN=$(ms "$WORK/resident.json" "berth daemon + docker CLI$s" min)
+    DM=$(ms "$WORK/resident.json" "docker (dockerd + containerd)$s" mean); DMIN=$(ms "$WORK/resident.json" "docker (dockerd + containerd)$s" min)
+    echo "- ${s:+with -p: }berth daemon + docker CLI / docker = **$(ratio "$BM" "$DM")×** (mean), $(ratio "$BMIN" "$DMIN")× (min)"
+done
 echo
 echo "### Throughput: $SIZE_MB MiB through busybox \`nc\` ($REPS rounds)"
 echo
