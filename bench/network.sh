@@ -10,13 +10,14 @@
 #           hence its own nft table (`berth_bebr<token>`); it picks the bridge's subnet itself
 #   docker  a private dockerd (own --data-root, --exec-root, -H socket, pidfile, cgroupfs under
 #           a private cgroup parent) on a bridge this script makes (`dkbr<token>`, a free
-#           10.213.X.0/24), with --iptables=false --ip6tables=false --ip-masq=false
+#           10.237.X.0/24), with --iptables=false --ip6tables=false --ip-masq=false
 #           --ip-forward=false (dockerd never touches the host's firewall or sysctls) and the
 #           userland proxy (default), which is what carries 127.0.0.1 traffic to a published
 #           port; `docker import` of the same tar
 # Timed:
 #   1. `run --rm IMAGE true` with the default bridge network (no --network flag), hyperfine -N:
-#      docker CLI against berth's daemon, the berth CLI against berth's daemon, docker
+#      docker CLI against berth's daemon, the berth CLI against berth's daemon, docker; and
+#      both docker-CLI rows with `--network none` as the reference without networking
 #   2. the same with `-p 127.0.0.1:PORT:80`; then both (docker CLI rows only) again while a
 #      detached container keeps each engine's default bridge busy (berth makes its bridge and
 #      nft table on first use and removes them when its last container stops)
@@ -71,7 +72,7 @@ CGROUP="berth-bench-$TOKEN"
 BBR="bebr$TOKEN"          # berth's default bridge
 BTABLE="berth_$BBR"       # berth's nft table (named after its default bridge)
 DBR="dkbr$TOKEN"          # docker's bridge, made here
-DSUBNET=""                # docker's subnet prefix, e.g. 10.213.7 (set below)
+DSUBNET=""                # docker's subnet prefix, e.g. 10.237.7 (set below)
 BERTHD_PID=""
 DOCKERD_PID=""
 DBR_MADE=""
@@ -186,16 +187,16 @@ echo 'root:x:0:' >"$WORK/rootfs/etc/group"
 TAR="$WORK/busybox.tar"
 tar --numeric-owner -C "$WORK/rootfs" -cf "$TAR" .
 
-# ----- docker's bridge: a free 10.213.X.0/24 -----------------------------------------------------
+# ----- docker's bridge: a free 10.237.X.0/24 -----------------------------------------------------
 for x in $(seq 0 255); do
-    net="10.213.$x.0/24"
+    net="10.237.$x.0/24"
     # Free: no route inside it, and none covering it but the default route.
     [[ -z "$(ip -4 route show root "$net")" ]] || continue
     [[ -z "$(ip -4 route show match "$net" | grep -v '^default')" ]] || continue
-    DSUBNET="10.213.$x"
+    DSUBNET="10.237.$x"
     break
 done
-[[ -n "$DSUBNET" ]] || die "no free subnet in 10.213.0.0/16"
+[[ -n "$DSUBNET" ]] || die "no free subnet in 10.237.0.0/16"
 ip link add "$DBR" type bridge
 DBR_MADE=1
 ip addr add "$DSUBNET.1/24" dev "$DBR"
@@ -279,7 +280,9 @@ log "timing run --rm (default bridge)"
 hyperfine -N --style basic --runs "$RUNS" --warmup "$WARMUP" --export-json "$WORK/run.json" \
     -n "berth daemon + docker CLI" "$(q "${BERTHD_RUN[@]}")" \
     -n "berth daemon + berth CLI" "$(q "${BERTHCLI_RUN[@]}")" \
-    -n "docker (dockerd + containerd)" "$(q "${DOCKER_RUN[@]}")" >&2
+    -n "docker (dockerd + containerd)" "$(q "${DOCKER_RUN[@]}")" \
+    -n "berth daemon + docker CLI, --network none" "$(q "${BERTHD_RUN[@]:0:4}" --network none "${BERTHD_RUN[@]:4}")" \
+    -n "docker (dockerd + containerd), --network none" "$(q "${DOCKER_RUN[@]:0:4}" --network none "${DOCKER_RUN[@]:4}")" >&2
 log "timing run --rm -p 127.0.0.1:PORT:80"
 hyperfine -N --style basic --runs "$RUNS" --warmup "$WARMUP" --export-json "$WORK/runp.json" \
     -n "berth daemon + docker CLI, -p" "$(q "${BERTHD_RUNP[@]}")" \
@@ -464,6 +467,12 @@ echo
 table "$WORK/run.json"
 echo
 ratios "$WORK/run.json" ""
+NB=$(ms "$WORK/run.json" "berth daemon + docker CLI, --network none" mean)
+ND=$(ms "$WORK/run.json" "docker (dockerd + containerd), --network none" mean)
+echo "- what the default bridge adds to a \`run --rm\` (mean, against \`--network none\` in the same run):"\
+     "berth +$(awk -v a="$(ms "$WORK/run.json" "berth daemon + docker CLI" mean)" -v b="$NB" 'BEGIN { printf "%.1f", a - b }') ms,"\
+     "docker +$(awk -v a="$(ms "$WORK/run.json" "docker (dockerd + containerd)" mean)" -v b="$ND" 'BEGIN { printf "%.1f", a - b }') ms;"\
+     "with \`--network none\` berth / docker = $(ratio "$NB" "$ND")×"
 echo
 echo "### \`run --rm -p 127.0.0.1:PORT:80 IMAGE true\` ($RUNS runs after $WARMUP warm-up, hyperfine -N)"
 echo
