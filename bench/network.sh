@@ -133,6 +133,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
+T_START=$(date +%s)
+
 # ----- berth binary ------------------------------------------------------------------------------
 if [[ -n "${BERTH_BIN:-}" ]]; then
     BERTH=$(command -v "$BERTH_BIN" || true)
@@ -449,7 +452,8 @@ echo
 echo "## Networking: \`run --rm\` on the default bridge, with \`-p\`, throughput through a published port — $(date -u +%Y-%m-%d)"
 echo
 echo "Host: Linux $(uname -r), $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.1f GB", $2/1048576}' /proc/meminfo)"\
-     "(a shared machine: other work may have run during the measurement; compare the ratios within this run)."\
+     "(a shared machine: other work may have run during the measurement; compare the ratios within this run;"\
+     "load average $LOAD0 at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end, $(($(date +%s) - T_START)) s in all)."\
      "berth: \`$BERTH\` (**$BUILD build**), its daemon on a private socket/data root/exec root with its own default"\
      "bridge \`--bridge-name $BBR\` (subnet $BSUBNET, picked by berth) and nft table \`$BTABLE\`;"\
      "published ports are nftables DNAT (prerouting + output) with \`route_localnet\` on the bridge."\
