@@ -474,8 +474,8 @@ ratios "$WORK/run.json" ""
 NB=$(ms "$WORK/run.json" "berth daemon + docker CLI, --network none" mean)
 ND=$(ms "$WORK/run.json" "docker (dockerd + containerd), --network none" mean)
 echo "- what the default bridge adds to a \`run --rm\` (mean, against \`--network none\` in the same run):"\
-     "berth +$(awk -v a="$(ms "$WORK/run.json" "berth daemon + docker CLI" mean)" -v b="$NB" 'BEGIN { printf "%.1f", a - b }') ms,"\
-     "docker +$(awk -v a="$(ms "$WORK/run.json" "docker (dockerd + containerd)" mean)" -v b="$ND" 'BEGIN { printf "%.1f", a - b }') ms;"\
+     "berth $(awk -v a="$(ms "$WORK/run.json" "berth daemon + docker CLI" mean)" -v b="$NB" 'BEGIN { printf "%+.1f", a - b }') ms,"\
+     "docker $(awk -v a="$(ms "$WORK/run.json" "docker (dockerd + containerd)" mean)" -v b="$ND" 'BEGIN { printf "%+.1f", a - b }') ms;"\
      "with \`--network none\` berth / docker = $(ratio "$NB" "$ND")×"
 echo
 echo "### \`run --rm -p 127.0.0.1:PORT:80 IMAGE true\` ($RUNS runs after $WARMUP warm-up, hyperfine -N)"
