@@ -977,3 +977,169 @@ fn published_port_from_another_namespace() {
     n.ok(&["rm", "-f", "wide"]);
     n.assert_clean(&[]);
 }
+
+/// `nc TARGET PORT` run inside container `from` (an HTTP GET): the page's last line, or "".
+fn fetch_in(n: &Net, from: &str, target: &str, port: u16) -> String {
+    let script = format!(
+        "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 3 {target} {port} | busybox tail -n 1"
+    );
+    let o = n.sb().docker(&["exec", from, "sh", "-c", &script]);
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// Retries [`fetch_in`] until the page contains `want` (the server may still be starting).
+fn wait_fetch_in(n: &Net, from: &str, target: &str, port: u16, want: &str) {
+    let t = Instant::now();
+    loop {
+        let got = fetch_in(n, from, target, port);
+        if got.contains(want) {
+            return;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "{target}:{port} from {from}: got {got:?}, want {want:?}; daemon log: {}",
+            n.sb().daemon_log()
+        );
+        sleep(Duration::from_millis(200));
+    }
+}
+
+/// `docker network connect` of a RUNNING container on the default bridge to a user-defined
+/// network, as dockerd: the container's /etc/hosts gains its new address, its resolv.conf
+/// now points at the embedded DNS server (127.0.0.11) unless the user edited the file, it
+/// resolves and reaches the network's containers by name, and they resolve it by name and
+/// alias. Disconnect drops the /etc/hosts line. Nothing is left afterwards.
+#[test]
+fn connect_running_container_to_user_network() {
+    let Some(n) = Net::new("connect_running_container_to_user_network", 9) else {
+        return;
+    };
+    n.ok(&[
+        "run", "--pull", "never", "-d", "--name", "mover", "busybox", "sleep", "300",
+    ]);
+    n.ok(&[
+        "run", "--pull", "never", "-d", "--name", "keeper", "busybox", "sleep", "300",
+    ]);
+    let before = n.ok(&["exec", "mover", "cat", "/etc/resolv.conf"]);
+    assert!(!before.contains("127.0.0.11"), "{before}");
+    // A user's own resolv.conf is never rewritten.
+    n.ok(&[
+        "exec",
+        "keeper",
+        "sh",
+        "-c",
+        "echo 'nameserver 10.199.254.53' > /etc/resolv.conf",
+    ]);
+    let net_id = n.ok(&["network", "create", "movenet"]);
+    let bridge = format!("br-{}", &net_id[..12]);
+    server(&n, "target", &["--network", "movenet"]);
+    n.ok(&[
+        "network",
+        "connect",
+        "--alias",
+        "mover-alias",
+        "movenet",
+        "mover",
+    ]);
+    n.ok(&["network", "connect", "movenet", "keeper"]);
+
+    let resolv = n.ok(&["exec", "mover", "cat", "/etc/resolv.conf"]);
+    assert!(resolv.contains("nameserver 127.0.0.11\n"), "{resolv}");
+    assert!(resolv.contains("ndots:0"), "{resolv}");
+    let kept = n.ok(&["exec", "keeper", "cat", "/etc/resolv.conf"]);
+    assert_eq!(kept, "nameserver 10.199.254.53", "user's resolv.conf kept");
+
+    let ip = n.ok(&[
+        "inspect",
+        "-f",
+        "{{(index .NetworkSettings.Networks \"movenet\").IPAddress}}",
+        "mover",
+    ]);
+    let hostname = n.ok(&["inspect", "-f", "{{.Config.Hostname}}", "mover"]);
+    let hosts = n.ok(&["exec", "mover", "cat", "/etc/hosts"]);
+    assert!(
+        hosts.contains(&format!("{ip}\t{hostname}")),
+        "no line for {ip}: {hosts}"
+    );
+    assert_eq!(
+        hosts.matches(&hostname).count(),
+        2,
+        "both addresses: {hosts}"
+    );
+
+    // mover reaches target by name through the embedded DNS; target resolves mover.
+    wait_fetch_in(&n, "mover", "target", 80, "hello-");
+    for name in ["mover", "mover-alias"] {
+        let out = n.ok(&["exec", "target", "busybox", "nslookup", name, "127.0.0.11"]);
+        assert!(out.contains(&ip), "{name}: {out}");
+    }
+
+    n.ok(&["network", "disconnect", "movenet", "mover"]);
+    let hosts = n.ok(&["exec", "mover", "cat", "/etc/hosts"]);
+    assert!(!hosts.contains(&format!("{ip}\t")), "{hosts}");
+    assert_eq!(hosts.matches(&hostname).count(), 1, "{hosts}");
+
+    n.ok(&["rm", "-f", "mover", "keeper", "target"]);
+    n.ok(&["network", "rm", "movenet"]);
+    n.assert_clean(&[bridge]);
+}
+
+/// Hairpin NAT: a container reaches a published port through a host address (the bridge's
+/// gateway), its own port and a neighbour's, on the default bridge and on a user network.
+/// The veths' bridge ports are in hairpin mode and the table masquerades DNATed traffic
+/// that goes back into its own bridge. Nothing is left afterwards.
+#[test]
+fn hairpin_published_ports() {
+    let Some(n) = Net::new("hairpin_published_ports", 10) else {
+        return;
+    };
+    let gw = "10.200.0.1";
+    let port = free_port();
+    server(&n, "hp", &["-p", &format!("{port}:80")]);
+    assert!(http_get(port).ends_with("-hp"));
+    // Itself, through the gateway and its published port.
+    wait_fetch_in(&n, "hp", gw, port, "-hp");
+    // A neighbour on the same bridge.
+    n.ok(&[
+        "run", "--pull", "never", "-d", "--name", "nb", "busybox", "sleep", "300",
+    ]);
+    wait_fetch_in(&n, "nb", gw, port, "-hp");
+
+    // On a user network, through that network's gateway.
+    let net_id = n.ok(&["network", "create", "--subnet", "10.200.77.0/24", "hpnet"]);
+    let bridge = format!("br-{}", &net_id[..12]);
+    let port2 = free_port();
+    server(
+        &n,
+        "hp2",
+        &["--network", "hpnet", "-p", &format!("{port2}:80")],
+    );
+    wait_fetch_in(&n, "hp2", "10.200.77.1", port2, "-hp2");
+
+    for br in [n.bridge.as_str(), bridge.as_str()] {
+        let ports: Vec<_> = std::fs::read_dir(format!("/sys/class/net/{br}/brif"))
+            .unwrap()
+            .flatten()
+            .collect();
+        assert!(!ports.is_empty(), "{br} has no ports");
+        for p in ports {
+            let mode = std::fs::read_to_string(p.path().join("hairpin_mode")).unwrap();
+            assert_eq!(mode.trim(), "1", "{:?} on {br}", p.file_name());
+        }
+    }
+    let table = Command::new("nft")
+        .args(["list", "table", "ip", &n.table()])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains(&format!(
+            "ip saddr 10.200.77.0/24 oifname \"{bridge}\" ct status dnat masquerade"
+        )),
+        "{table}"
+    );
+
+    n.ok(&["rm", "-f", "hp", "nb", "hp2"]);
+    n.ok(&["network", "rm", "hpnet"]);
+    n.assert_clean(&[bridge]);
+}

@@ -39,6 +39,7 @@ const RTM_DELLINK: u16 = 17;
 const RTM_NEWADDR: u16 = 20;
 const RTM_NEWROUTE: u16 = 24;
 const RTM_GETLINK: u16 = 18;
+const RTM_SETLINK: u16 = 19;
 
 const NLM_F_REQUEST: u16 = 0x1;
 const NLM_F_ACK: u16 = 0x4;
@@ -51,6 +52,8 @@ const IFLA_ADDRESS: u16 = 1;
 const IFLA_IFNAME: u16 = 3;
 const IFLA_MTU: u16 = 4;
 const IFLA_MASTER: u16 = 10;
+const IFLA_PROTINFO: u16 = 12;
+const IFLA_BRPORT_MODE: u16 = 4;
 const IFLA_LINKINFO: u16 = 18;
 const IFLA_NET_NS_FD: u16 = 28;
 const IFLA_INFO_KIND: u16 = 1;
@@ -397,6 +400,26 @@ impl Netlink {
         let mut m = Msg::new(RTM_NEWLINK, 0, &ifinfomsg(idx, 0, 0));
         m.attr_u32(IFLA_MASTER, midx as u32);
         self.request(m, || format!("attach link {name} to bridge {master}"))
+    }
+
+    /// Turns hairpin mode on or off on bridge port `name` (`IFLA_BRPORT_MODE`): the bridge
+    /// may then send a frame back out of the port it came in on, which a container reaching
+    /// its own published port through a host address needs when bridged traffic is NATed
+    /// (br_netfilter).
+    pub fn set_hairpin(&mut self, name: &str, on: bool) -> Result<()> {
+        let idx = self.must_index(name)?;
+        let mut info = ifinfomsg(idx, 0, 0);
+        info[0] = libc::AF_BRIDGE as u8;
+        let mut m = Msg::new(RTM_SETLINK, 0, &info);
+        m.nest(IFLA_PROTINFO)
+            .attr(IFLA_BRPORT_MODE, &[u8::from(on)])
+            .end();
+        self.request(m, || {
+            format!(
+                "set hairpin mode {} on bridge port {name}",
+                if on { "on" } else { "off" }
+            )
+        })
     }
 
     /// Deletes link `name`; `Ok(false)` when it did not exist.

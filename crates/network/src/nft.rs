@@ -7,7 +7,9 @@
 //! What the table holds (iptables-nft's hooks and priorities, so it composes with Docker's or
 //! podman's rules):
 //! * `postrouting` (srcnat): masquerade of each non-internal bridge subnet leaving its bridge,
-//!   and of 127.0.0.0/8 entering a bridge (published ports reached at 127.0.0.1).
+//!   of 127.0.0.0/8 entering a bridge (published ports reached at 127.0.0.1), and of a
+//!   bridge's own subnet DNATed back into it (hairpin: a container reaching a published port
+//!   through a host address).
 //! * `prerouting` and `output` (dstnat): DNAT of published host ports to the container.
 //! * `forward` (filter): isolation between berth's bridges, and internal bridges cut off from
 //!   every other interface.
@@ -92,6 +94,16 @@ impl Ruleset {
             let _ = writeln!(
                 t,
                 "    ip saddr 127.0.0.0/8 oifname {} masquerade",
+                q(&b.name)
+            );
+            // Hairpin: a container reaching a published port (its own or a neighbour's)
+            // through a host address is DNATed back into its own bridge; the source is
+            // masqueraded to the bridge's address so the answer comes back through the host
+            // (and is un-NATed) instead of going straight to the client.
+            let _ = writeln!(
+                t,
+                "    ip saddr {} oifname {} ct status dnat masquerade",
+                b.subnet,
                 q(&b.name)
             );
         }
@@ -245,7 +257,8 @@ mod tests {
     fn renders() {
         let t = sample("berth-unit").render();
         assert!(t.contains("ip saddr 10.201.0.0/24 oifname != \"bt-a\" masquerade"));
-        assert!(!t.contains("ip saddr 10.201.1.0/24"));
+        assert!(!t.contains("ip saddr 10.201.1.0/24 oifname !="));
+        assert!(t.contains("ip saddr 10.201.0.0/24 oifname \"bt-a\" ct status dnat masquerade"));
         assert!(t.contains("fib daddr type local tcp dport 18080 dnat to 10.201.0.2:80"));
         assert_eq!(t.matches("ip daddr 127.0.0.1 udp dport 18081").count(), 1);
         assert!(t.contains("iifname \"bt-a\" oifname { \"bt-b\" } drop"));

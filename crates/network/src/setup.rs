@@ -1,6 +1,6 @@
 //! The link recipes the engine uses, built from [`crate::netlink`], [`crate::netns`] and
 //! [`crate::sysctl`]: making sure a bridge exists with its gateway address, and attaching a
-//! network namespace to a bridge through a veth pair.
+//! network namespace to a bridge through a veth pair (its bridge port in hairpin mode).
 
 use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
@@ -106,6 +106,9 @@ pub fn attach(netns: &Path, a: &Attachment<'_>) -> Result<(), Error> {
     )?;
     let r = (|| {
         nl.set_up(a.host_if, true)?;
+        // Hairpin NAT (a container reaching its own published port) as docker without its
+        // userland proxy: berth has none.
+        nl.set_hairpin(a.host_if, true)?;
         crate::netns::run_in(netns, || {
             let mut inner = Netlink::open()?;
             inner.set_up("lo", true)?;
@@ -159,6 +162,9 @@ mod tests {
                 },
             )?;
             assert!(link_exists(&veth));
+            let hp = std::fs::read_to_string(format!("/sys/class/net/{veth}/brport/hairpin_mode"))
+                .unwrap();
+            assert_eq!(hp.trim(), "1", "hairpin mode on the bridge port");
             let l = std::net::TcpListener::bind((gw, 0)).unwrap();
             let port = l.local_addr().unwrap().port();
             let peer = crate::netns::run_in::<_, Error>(&ns, || {

@@ -1437,14 +1437,63 @@ fn extra_hosts(inner: &Inner, hc: &HostConfig) -> String {
     out
 }
 
-/// Writes the container's /etc/hosts and /etc/resolv.conf (in place: they are bind mounts).
-fn write_etc(inner: &Inner, c: &ContainerRecord, ip: Option<Ipv4Addr>, embedded: bool) {
-    let dir = crate::bundle::dir(&inner.opts.data_root, &c.id);
-    let host = if c.config.hostname.is_empty() {
+/// The name the container's /etc/hosts gives its own addresses.
+fn etc_hostname(c: &ContainerRecord) -> String {
+    if c.config.hostname.is_empty() {
         c.id[..12].to_string()
     } else {
         c.config.hostname.clone()
+    }
+}
+
+/// After a running container joined a network (dockerd's `populateNetworkResources`): its
+/// /etc/hosts gains a line for the new address, and when the network is a user-defined one
+/// (the embedded DNS server now answers in the container) its /etc/resolv.conf is rewritten
+/// to point at 127.0.0.11, unless the user changed the file since berth wrote it.
+fn joined_etc(inner: &Inner, c: &ContainerRecord, ip: Option<Ipv4Addr>, user_net: bool) {
+    let dir = crate::bundle::dir(&inner.opts.data_root, &c.id);
+    if let Some(ip) = ip {
+        let path = dir.join("hosts");
+        if let Ok(mut h) = std::fs::read_to_string(&path) {
+            let line = format!("{ip}\t{}\n", etc_hostname(c));
+            if !h.contains(&line) {
+                if !h.is_empty() && !h.ends_with('\n') {
+                    h.push('\n');
+                }
+                h.push_str(&line);
+                let _ = std::fs::write(&path, h);
+            }
+        }
+    }
+    if user_net {
+        let path = dir.join("resolv.conf");
+        let legacy = resolv_conf(&c.host_config, false);
+        if std::fs::read_to_string(&path).is_ok_and(|t| t == legacy) {
+            let _ = std::fs::write(&path, resolv_conf(&c.host_config, true));
+        }
+    }
+}
+
+/// After a running container left a network: the address's /etc/hosts line goes (dockerd's
+/// `deleteHostsEntries`); resolv.conf stays as it is.
+fn left_etc(inner: &Inner, c: &ContainerRecord, ip: Ipv4Addr) {
+    let path = crate::bundle::dir(&inner.opts.data_root, &c.id).join("hosts");
+    let Ok(h) = std::fs::read_to_string(&path) else {
+        return;
     };
+    let line = format!("{ip}\t{}", etc_hostname(c));
+    let kept: Vec<&str> = h.lines().filter(|l| *l != line).collect();
+    if kept.len() != h.lines().count() {
+        let mut out = kept.join("\n");
+        out.push('\n');
+        let _ = std::fs::write(&path, out);
+    }
+}
+
+/// Writes the container's /etc/hosts and /etc/resolv.conf (in place: they are bind mounts).
+fn write_etc(inner: &Inner, c: &ContainerRecord, ip: Option<Ipv4Addr>, embedded: bool) {
+    let dir = crate::bundle::dir(&inner.opts.data_root, &c.id);
+    let host = etc_hostname(c);
     let mut hosts = String::from(
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
     );
@@ -2007,9 +2056,11 @@ pub(crate) async fn connect(
                     save_con_with_id(&i2, &c.id, &cn)?;
                     i2.networks.sync_rules(&st)?;
                     drop(st);
-                    if !n.is_default_bridge() {
+                    let user_net = !n.is_default_bridge();
+                    if user_net {
                         start_dns(&i2, &c.id)?;
                     }
+                    joined_etc(&i2, &c, cn.endpoints[index].ip, user_net);
                 }
                 Err(e) => {
                     let mut ep = cn.endpoints.remove(index);
@@ -2044,9 +2095,13 @@ pub(crate) async fn disconnect(
             )));
         };
         let mut ep = cn.endpoints.remove(pos);
+        let left_ip = ep.ip;
         release_endpoint(&i2, &mut st, &c.id, &mut ep);
         st.cons.insert(c.id.clone(), cn.clone());
         save_con_with_id(&i2, &c.id, &cn)?;
+        if let (Some(ip), true) = (left_ip, running(&c)) {
+            left_etc(&i2, &c, ip);
+        }
         drop_idle_default_bridge(&i2, &st);
         i2.networks.sync_rules(&st)?;
         Ok(())
