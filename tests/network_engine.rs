@@ -1,7 +1,9 @@
 //! Networking of berth's daemon, driven by the real docker CLI: containers reach each other by
 //! name and `--network-alias` on a user-defined network (embedded DNS at 127.0.0.11), are
 //! reached from the host through ports published on 127.0.0.1 (TCP and UDP, fixed and random
-//! host ports, `-P`), are isolated between networks, and bad input gets docker's errors. Every
+//! host ports, `-P`), are isolated between networks, reach published ports through the
+//! gateway (hairpin), get the embedded DNS when connected to a user network while running,
+//! and bad input gets docker's errors. Every
 //! test checks that berth leaves no link, rule or namespace behind (after `rm`, after a daemon
 //! crash, and at the end).
 //!

@@ -1,7 +1,13 @@
-//! `docker cp`: `HEAD`/`GET`/`PUT /containers/{id}/archive`. Paths are resolved INSIDE the
-//! container's root filesystem (its overlay view, mounted again if a stopped container's is
-//! not): symlinks are followed with the rootfs as `/` ([`runtime::rootfs::secure_join`]), so
-//! nothing a container put in its filesystem can make the daemon read or write outside it.
+//! `docker cp`: `HEAD`/`GET`/`PUT /containers/{id}/archive`. Each copy runs on its own
+//! thread in a private mount namespace where the container's volumes and bind mounts are
+//! mounted at their destinations in its root filesystem (dockerd's container filesystem
+//! view; [`enter_view`]), so paths under a mount read and write its source, for running and
+//! stopped containers; the namespace and its mounts end with the thread. Paths are resolved
+//! INSIDE that root (the overlay, mounted again if a stopped container's is not): symlinks
+//! are followed with the rootfs as `/` ([`runtime::rootfs::secure_join`]), so nothing a
+//! container put in its filesystem can make the daemon read or write outside it. Writes
+//! under a read-only mount or into a `--read-only` rootfs are refused with dockerd's
+//! messages.
 //! As in dockerd, the last component of a path that is read is not followed (a symlink is
 //! reported and archived as a symlink), while an extraction point is fully resolved.
 //!
@@ -523,6 +529,9 @@ fn container_user(root: &Path, user: &str) -> ApiResult<(u32, u32)> {
     Ok((uid, gid))
 }
 
+/// How much of a refused upload is read before answering.
+const DRAIN_LIMIT: u64 = 4 << 20;
+
 /// `PUT /containers/{id}/archive`: unpack the tar into the directory `path`.
 pub async fn put(
     inner: &Arc<Inner>,
@@ -536,7 +545,14 @@ pub async fn put(
     let path = path.to_string();
     let (tx, rx) = tokio::sync::oneshot::channel();
     in_view(inner, c, move |root, c| {
-        let _ = tx.send(root.and_then(|root| put_at(&root, &path, &opts, reader, c)));
+        let mut reader = reader;
+        let r = root.and_then(|root| put_at(&root, &path, &opts, &mut reader, c));
+        if r.is_err() {
+            // Refused before the archive was read: take (some of) it anyway, as dockerd's
+            // HTTP server does, so the client sees the answer rather than a broken pipe.
+            let _ = std::io::copy(&mut (&mut reader).take(DRAIN_LIMIT), &mut std::io::sink());
+        }
+        let _ = tx.send(r);
     })?;
     rx.await
         .map_err(|_| internal("the copy thread ended early"))?
@@ -547,7 +563,7 @@ fn put_at(
     root: &Path,
     path: &str,
     opts: &ArchivePutOptions,
-    reader: BlockingReader,
+    reader: &mut BlockingReader,
     c: &ContainerRecord,
 ) -> ApiResult<()> {
     let (dir, base) = split(path);
