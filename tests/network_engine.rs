@@ -130,9 +130,11 @@ impl Drop for Net {
             drop(sb);
         }
         // Last resort after a failed test: only this test's own table and bridge.
-        let _ = Command::new("nft")
-            .args(["delete", "table", "ip", &self.table()])
-            .output();
+        for family in ["ip", "ip6"] {
+            let _ = Command::new("nft")
+                .args(["delete", "table", family, &self.table()])
+                .output();
+        }
         let _ = Command::new("ip")
             .args(["link", "delete", &self.bridge])
             .output();
@@ -1144,4 +1146,155 @@ fn hairpin_published_ports() {
     n.ok(&["rm", "-f", "hp", "nb", "hp2"]);
     n.ok(&["network", "rm", "hpnet"]);
     n.assert_clean(&[bridge]);
+}
+
+/// `network create --ipv6`: the network gets its IPv6 subnet (given, or a random unique
+/// local /64) on the bridge; containers get addresses from it (in order, or `--ip6`), an
+/// IPv6 default route, /etc/hosts lines, inspect fields as dockerd's, AAAA answers from the
+/// embedded DNS, and reach each other over IPv6. Bad and overlapping subnets are refused;
+/// the `ip6` table goes with the last network.
+#[test]
+fn ipv6_network() {
+    let Some(n) = Net::new("ipv6_network", 11) else {
+        return;
+    };
+    let id = n.ok(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        "fd00:201::/64",
+        "six",
+    ]);
+    let bridge = format!("br-{}", &id[..12]);
+    assert_eq!(
+        n.ok(&["network", "inspect", "-f", "{{.EnableIPv6}}", "six"]),
+        "true"
+    );
+    let cfg = n.ok(&["network", "inspect", "-f", "{{json .IPAM.Config}}", "six"]);
+    assert!(
+        cfg.contains(r#"{"Gateway":"fd00:201::1","Subnet":"fd00:201::/64"}"#)
+            || cfg.contains(r#"{"Subnet":"fd00:201::/64","Gateway":"fd00:201::1"}"#),
+        "{cfg}"
+    );
+    let addrs = Command::new("ip")
+        .args(["-6", "addr", "show", "dev", &bridge])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&addrs.stdout).contains("fd00:201::1/64"));
+
+    server(&n, "web6", &["--network", "six"]);
+    n.ok(&[
+        "run",
+        "--pull",
+        "never",
+        "-d",
+        "--name",
+        "cli6",
+        "--network",
+        "six",
+        "--ip6",
+        "fd00:201::99",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let f = |c: &str, t: &str| {
+        n.ok(&[
+            "inspect",
+            "-f",
+            &format!("{{{{(index .NetworkSettings.Networks \"six\").{t}}}}}"),
+            c,
+        ])
+    };
+    assert_eq!(f("web6", "GlobalIPv6Address"), "fd00:201::2");
+    assert_eq!(f("cli6", "GlobalIPv6Address"), "fd00:201::99");
+    assert_eq!(f("cli6", "GlobalIPv6PrefixLen"), "64");
+    assert_eq!(f("cli6", "IPv6Gateway"), "fd00:201::1");
+    let members = n.ok(&["network", "inspect", "-f", "{{json .Containers}}", "six"]);
+    assert!(
+        members.contains(r#""IPv6Address":"fd00:201::99/64""#),
+        "{members}"
+    );
+
+    let route = n.ok(&["exec", "cli6", "busybox", "ip", "-6", "route"]);
+    assert!(
+        route.contains("default via fd00:201::1 dev eth0"),
+        "{route}"
+    );
+    let hosts = n.ok(&["exec", "cli6", "cat", "/etc/hosts"]);
+    assert!(hosts.contains("fd00:201::99\t"), "{hosts}");
+    let look = n.ok(&[
+        "exec",
+        "cli6",
+        "busybox",
+        "nslookup",
+        "-type=aaaa",
+        "web6",
+        "127.0.0.11",
+    ]);
+    assert!(look.contains("fd00:201::2"), "{look}");
+    // Over IPv6, to the neighbour and to the gateway (the host).
+    wait_fetch_in(&n, "cli6", "fd00:201::2", 80, "-web6");
+    let ping = n.sb().docker(&[
+        "exec",
+        "cli6",
+        "busybox",
+        "ping",
+        "-6",
+        "-c",
+        "1",
+        "-W",
+        "3",
+        "fd00:201::1",
+    ]);
+    assert!(
+        ping.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ping.stdout)
+    );
+    let t6 = Command::new("nft")
+        .args(["list", "table", "ip6", &n.table()])
+        .output()
+        .unwrap();
+    assert!(t6.status.success(), "no ip6 table");
+
+    // Without a subnet: a unique local /64. Bad and overlapping subnets are refused.
+    n.ok(&["network", "create", "--ipv6", "auto6"]);
+    let cfg = n.ok(&["network", "inspect", "-f", "{{json .IPAM.Config}}", "auto6"]);
+    assert!(cfg.contains("\"Subnet\":\"fd"), "{cfg}");
+    let auto_bridge = format!(
+        "br-{}",
+        &n.ok(&["network", "inspect", "-f", "{{.Id}}", "auto6"])[..12]
+    );
+    let e = n.fails(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        "fd00:201:0:0:1::/80",
+        "over6",
+    ]);
+    assert!(e.contains("Pool overlaps with other one"), "{e}");
+    let e = n.fails(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        "fd00:zz::/64",
+        "bad6",
+    ]);
+    assert!(
+        e.contains("invalid subnet fd00:zz::/64: invalid CIDR address: fd00:zz::/64"),
+        "{e}"
+    );
+
+    n.ok(&["rm", "-f", "web6", "cli6"]);
+    n.ok(&["network", "rm", "six", "auto6"]);
+    n.assert_clean(&[bridge, auto_bridge]);
+    let t6 = Command::new("nft")
+        .args(["list", "table", "ip6", &n.table()])
+        .output()
+        .unwrap();
+    assert!(!t6.status.success(), "the ip6 table is left");
 }
