@@ -1259,6 +1259,33 @@ fn ipv6_network() {
         .unwrap();
     assert!(t6.status.success(), "no ip6 table");
 
+    // An --ip6 outside the subnet, or on a network without IPv6: dockerd's message.
+    n.ok(&["network", "create", "four", "--subnet", "10.201.9.0/24"]);
+    for (net, ip6) in [("six", "fd00:999::5"), ("four", "fd00:201::5")] {
+        let e = n.fails(&[
+            "run",
+            "--pull",
+            "never",
+            "--rm",
+            "--network",
+            net,
+            "--ip6",
+            ip6,
+            "busybox",
+            "true",
+        ]);
+        assert!(
+            e.contains(&format!(
+                "invalid endpoint settings:\nno configured subnet contains IP address {ip6}"
+            )),
+            "{e}"
+        );
+    }
+    let four_bridge = format!(
+        "br-{}",
+        &n.ok(&["network", "inspect", "-f", "{{.Id}}", "four"])[..12]
+    );
+
     // Without a subnet: a unique local /64. Bad and overlapping subnets are refused.
     n.ok(&["network", "create", "--ipv6", "auto6"]);
     let cfg = n.ok(&["network", "inspect", "-f", "{{json .IPAM.Config}}", "auto6"]);
@@ -1290,8 +1317,8 @@ fn ipv6_network() {
     );
 
     n.ok(&["rm", "-f", "web6", "cli6"]);
-    n.ok(&["network", "rm", "six", "auto6"]);
-    n.assert_clean(&[bridge, auto_bridge]);
+    n.ok(&["network", "rm", "six", "auto6", "four"]);
+    n.assert_clean(&[bridge, auto_bridge, four_bridge]);
     let t6 = Command::new("nft")
         .args(["list", "table", "ip6", &n.table()])
         .output()

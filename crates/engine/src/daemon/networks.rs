@@ -676,18 +676,17 @@ fn endpoint_from(n: &NetworkRecord, es: Option<&EndpointSettings>) -> ApiResult<
         .map(|c| c.ipv6_address.clone())
         .filter(|s| !s.is_empty())
     {
-        let Some(s6) = n.subnet6 else {
-            return Err(ApiError::InvalidParameter(format!(
-                "user specified IP address is supported only when connecting to networks with user configured subnets: {ip} on network {} without IPv6",
-                n.name
-            )));
-        };
         let a: Ipv6Addr = ip
             .parse()
             .map_err(|_| ApiError::InvalidParameter(format!("invalid IPv6 address: {ip}")))?;
-        if !s6.contains(a) {
+        if n.is_default_bridge() {
+            return Err(ApiError::InvalidParameter(
+                "user specified IP address is supported only when connecting to networks with user configured subnets".into(),
+            ));
+        }
+        if !n.subnet6.is_some_and(|s6| s6.contains(a)) {
             return Err(ApiError::InvalidParameter(format!(
-                "no configured subnet or ip-range contain the IP address {a}"
+                "invalid endpoint settings:\nno configured subnet contains IP address {a}"
             )));
         }
         ep.requested_ip6 = Some(a);
