@@ -1217,6 +1217,25 @@ fn ipv6_network() {
         "{members}"
     );
 
+    // No duplicate address detection in the container (hairpin mode would echo its probes
+    // back): no address ends up tentative or failed.
+    sleep(Duration::from_secs(2));
+    let cid = n.ok(&["inspect", "-f", "{{.Id}}", "cli6"]);
+    let netns = n.sb().dir.join("exec/netns").join(&cid);
+    let o = Command::new("nsenter")
+        .arg(format!("--net={}", netns.display()))
+        .args(["ip", "-6", "addr"])
+        .output()
+        .unwrap();
+    let addrs = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success() && addrs.contains("fd00:201::99/64"),
+        "{addrs}"
+    );
+    assert!(
+        !addrs.contains("dadfailed") && !addrs.contains("tentative"),
+        "{addrs}"
+    );
     let route = n.ok(&["exec", "cli6", "busybox", "ip", "-6", "route"]);
     assert!(
         route.contains("default via fd00:201::1 dev eth0"),
