@@ -1,7 +1,9 @@
 //! Networking of berth's daemon, driven by the real docker CLI: containers reach each other by
 //! name and `--network-alias` on a user-defined network (embedded DNS at 127.0.0.11), are
 //! reached from the host through ports published on 127.0.0.1 (TCP and UDP, fixed and random
-//! host ports, `-P`), are isolated between networks, and bad input gets docker's errors. Every
+//! host ports, `-P`), are isolated between networks, reach published ports through the
+//! gateway (hairpin), get the embedded DNS when connected to a user network while running,
+//! and bad input gets docker's errors. Every
 //! test checks that berth leaves no link, rule or namespace behind (after `rm`, after a daemon
 //! crash, and at the end).
 //!
@@ -128,9 +130,11 @@ impl Drop for Net {
             drop(sb);
         }
         // Last resort after a failed test: only this test's own table and bridge.
-        let _ = Command::new("nft")
-            .args(["delete", "table", "ip", &self.table()])
-            .output();
+        for family in ["ip", "ip6"] {
+            let _ = Command::new("nft")
+                .args(["delete", "table", family, &self.table()])
+                .output();
+        }
         let _ = Command::new("ip")
             .args(["link", "delete", &self.bridge])
             .output();
@@ -976,4 +980,367 @@ fn published_port_from_another_namespace() {
     assert!(body.contains("hello-"), "{body}");
     n.ok(&["rm", "-f", "wide"]);
     n.assert_clean(&[]);
+}
+
+/// `nc TARGET PORT` run inside container `from` (an HTTP GET): the page's last line, or "".
+fn fetch_in(n: &Net, from: &str, target: &str, port: u16) -> String {
+    let script = format!(
+        "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 3 {target} {port} | busybox tail -n 1"
+    );
+    let o = n.sb().docker(&["exec", from, "sh", "-c", &script]);
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// Retries [`fetch_in`] until the page contains `want` (the server may still be starting).
+fn wait_fetch_in(n: &Net, from: &str, target: &str, port: u16, want: &str) {
+    let t = Instant::now();
+    loop {
+        let got = fetch_in(n, from, target, port);
+        if got.contains(want) {
+            return;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "{target}:{port} from {from}: got {got:?}, want {want:?}; daemon log: {}",
+            n.sb().daemon_log()
+        );
+        sleep(Duration::from_millis(200));
+    }
+}
+
+/// `docker network connect` of a RUNNING container on the default bridge to a user-defined
+/// network, as dockerd: the container's /etc/hosts gains its new address, its resolv.conf
+/// now points at the embedded DNS server (127.0.0.11) unless the user edited the file, it
+/// resolves and reaches the network's containers by name, and they resolve it by name and
+/// alias. Disconnect drops the /etc/hosts line. Nothing is left afterwards.
+#[test]
+fn connect_running_container_to_user_network() {
+    let Some(n) = Net::new("connect_running_container_to_user_network", 9) else {
+        return;
+    };
+    n.ok(&[
+        "run", "--pull", "never", "-d", "--name", "mover", "busybox", "sleep", "300",
+    ]);
+    n.ok(&[
+        "run", "--pull", "never", "-d", "--name", "keeper", "busybox", "sleep", "300",
+    ]);
+    let before = n.ok(&["exec", "mover", "cat", "/etc/resolv.conf"]);
+    assert!(!before.contains("127.0.0.11"), "{before}");
+    // A user's own resolv.conf is never rewritten.
+    n.ok(&[
+        "exec",
+        "keeper",
+        "sh",
+        "-c",
+        "echo 'nameserver 10.199.254.53' > /etc/resolv.conf",
+    ]);
+    let net_id = n.ok(&["network", "create", "movenet"]);
+    let bridge = format!("br-{}", &net_id[..12]);
+    server(&n, "target", &["--network", "movenet"]);
+    n.ok(&[
+        "network",
+        "connect",
+        "--alias",
+        "mover-alias",
+        "movenet",
+        "mover",
+    ]);
+    n.ok(&["network", "connect", "movenet", "keeper"]);
+
+    let resolv = n.ok(&["exec", "mover", "cat", "/etc/resolv.conf"]);
+    assert!(resolv.contains("nameserver 127.0.0.11\n"), "{resolv}");
+    assert!(resolv.contains("ndots:0"), "{resolv}");
+    let kept = n.ok(&["exec", "keeper", "cat", "/etc/resolv.conf"]);
+    assert_eq!(kept, "nameserver 10.199.254.53", "user's resolv.conf kept");
+
+    let ip = n.ok(&[
+        "inspect",
+        "-f",
+        "{{(index .NetworkSettings.Networks \"movenet\").IPAddress}}",
+        "mover",
+    ]);
+    let hostname = n.ok(&["inspect", "-f", "{{.Config.Hostname}}", "mover"]);
+    let hosts = n.ok(&["exec", "mover", "cat", "/etc/hosts"]);
+    assert!(
+        hosts.contains(&format!("{ip}\t{hostname}")),
+        "no line for {ip}: {hosts}"
+    );
+    assert_eq!(
+        hosts.matches(&hostname).count(),
+        2,
+        "both addresses: {hosts}"
+    );
+
+    // mover reaches target by name through the embedded DNS; target resolves mover.
+    wait_fetch_in(&n, "mover", "target", 80, "hello-");
+    for name in ["mover", "mover-alias"] {
+        let out = n.ok(&["exec", "target", "busybox", "nslookup", name, "127.0.0.11"]);
+        assert!(out.contains(&ip), "{name}: {out}");
+    }
+
+    n.ok(&["network", "disconnect", "movenet", "mover"]);
+    let hosts = n.ok(&["exec", "mover", "cat", "/etc/hosts"]);
+    assert!(!hosts.contains(&format!("{ip}\t")), "{hosts}");
+    assert_eq!(hosts.matches(&hostname).count(), 1, "{hosts}");
+
+    n.ok(&["rm", "-f", "mover", "keeper", "target"]);
+    n.ok(&["network", "rm", "movenet"]);
+    n.assert_clean(&[bridge]);
+}
+
+/// Hairpin NAT: a container reaches a published port through a host address (the bridge's
+/// gateway), its own port and a neighbour's, on the default bridge and on a user network.
+/// The veths' bridge ports are in hairpin mode and the table masquerades DNATed traffic
+/// that goes back into its own bridge. Nothing is left afterwards.
+#[test]
+fn hairpin_published_ports() {
+    let Some(n) = Net::new("hairpin_published_ports", 10) else {
+        return;
+    };
+    let gw = "10.200.0.1";
+    let port = free_port();
+    server(&n, "hp", &["-p", &format!("{port}:80")]);
+    assert!(http_get(port).ends_with("-hp"));
+    // Itself, through the gateway and its published port.
+    wait_fetch_in(&n, "hp", gw, port, "-hp");
+    // A neighbour on the same bridge.
+    n.ok(&[
+        "run", "--pull", "never", "-d", "--name", "nb", "busybox", "sleep", "300",
+    ]);
+    wait_fetch_in(&n, "nb", gw, port, "-hp");
+
+    // On a user network, through that network's gateway.
+    let net_id = n.ok(&["network", "create", "--subnet", "10.200.77.0/24", "hpnet"]);
+    let bridge = format!("br-{}", &net_id[..12]);
+    let port2 = free_port();
+    server(
+        &n,
+        "hp2",
+        &["--network", "hpnet", "-p", &format!("{port2}:80")],
+    );
+    wait_fetch_in(&n, "hp2", "10.200.77.1", port2, "-hp2");
+
+    for br in [n.bridge.as_str(), bridge.as_str()] {
+        let ports: Vec<_> = std::fs::read_dir(format!("/sys/class/net/{br}/brif"))
+            .unwrap()
+            .flatten()
+            .collect();
+        assert!(!ports.is_empty(), "{br} has no ports");
+        for p in ports {
+            let mode = std::fs::read_to_string(p.path().join("hairpin_mode")).unwrap();
+            assert_eq!(mode.trim(), "1", "{:?} on {br}", p.file_name());
+        }
+    }
+    let table = Command::new("nft")
+        .args(["list", "table", "ip", &n.table()])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains(&format!(
+            "ip saddr 10.200.77.0/24 oifname \"{bridge}\" ct status dnat masquerade"
+        )),
+        "{table}"
+    );
+
+    n.ok(&["rm", "-f", "hp", "nb", "hp2"]);
+    n.ok(&["network", "rm", "hpnet"]);
+    n.assert_clean(&[bridge]);
+}
+
+/// `network create --ipv6`: the network gets its IPv6 subnet (given, or a random unique
+/// local /64) on the bridge; containers get addresses from it (in order, or `--ip6`), an
+/// IPv6 default route, /etc/hosts lines, inspect fields as dockerd's, AAAA answers from the
+/// embedded DNS, and reach each other over IPv6. Bad and overlapping subnets are refused;
+/// the `ip6` table goes with the last network.
+#[test]
+fn ipv6_network() {
+    let Some(n) = Net::new("ipv6_network", 11) else {
+        return;
+    };
+    let id = n.ok(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        "fd00:201::/64",
+        "six",
+    ]);
+    let bridge = format!("br-{}", &id[..12]);
+    assert_eq!(
+        n.ok(&["network", "inspect", "-f", "{{.EnableIPv6}}", "six"]),
+        "true"
+    );
+    let cfg = n.ok(&["network", "inspect", "-f", "{{json .IPAM.Config}}", "six"]);
+    assert!(
+        cfg.contains(r#"{"Gateway":"fd00:201::1","Subnet":"fd00:201::/64"}"#)
+            || cfg.contains(r#"{"Subnet":"fd00:201::/64","Gateway":"fd00:201::1"}"#),
+        "{cfg}"
+    );
+    let addrs = Command::new("ip")
+        .args(["-6", "addr", "show", "dev", &bridge])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&addrs.stdout).contains("fd00:201::1/64"));
+
+    server(&n, "web6", &["--network", "six"]);
+    n.ok(&[
+        "run",
+        "--pull",
+        "never",
+        "-d",
+        "--name",
+        "cli6",
+        "--network",
+        "six",
+        "--ip6",
+        "fd00:201::99",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let f = |c: &str, t: &str| {
+        n.ok(&[
+            "inspect",
+            "-f",
+            &format!("{{{{(index .NetworkSettings.Networks \"six\").{t}}}}}"),
+            c,
+        ])
+    };
+    assert_eq!(f("web6", "GlobalIPv6Address"), "fd00:201::2");
+    assert_eq!(f("cli6", "GlobalIPv6Address"), "fd00:201::99");
+    assert_eq!(f("cli6", "GlobalIPv6PrefixLen"), "64");
+    assert_eq!(f("cli6", "IPv6Gateway"), "fd00:201::1");
+    let members = n.ok(&["network", "inspect", "-f", "{{json .Containers}}", "six"]);
+    assert!(
+        members.contains(r#""IPv6Address":"fd00:201::99/64""#),
+        "{members}"
+    );
+
+    // No duplicate address detection in the container (hairpin mode would echo its probes
+    // back): no address ends up tentative or failed.
+    sleep(Duration::from_secs(2));
+    let cid = n.ok(&["inspect", "-f", "{{.Id}}", "cli6"]);
+    let netns = n.sb().dir.join("exec/netns").join(&cid);
+    let o = Command::new("nsenter")
+        .arg(format!("--net={}", netns.display()))
+        .args(["ip", "-6", "addr"])
+        .output()
+        .unwrap();
+    let addrs = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success() && addrs.contains("fd00:201::99/64"),
+        "{addrs}"
+    );
+    assert!(
+        !addrs.contains("dadfailed") && !addrs.contains("tentative"),
+        "{addrs}"
+    );
+    let route = n.ok(&["exec", "cli6", "busybox", "ip", "-6", "route"]);
+    assert!(
+        route.contains("default via fd00:201::1 dev eth0"),
+        "{route}"
+    );
+    let hosts = n.ok(&["exec", "cli6", "cat", "/etc/hosts"]);
+    assert!(hosts.contains("fd00:201::99\t"), "{hosts}");
+    let look = n.ok(&[
+        "exec",
+        "cli6",
+        "busybox",
+        "nslookup",
+        "-type=aaaa",
+        "web6",
+        "127.0.0.11",
+    ]);
+    assert!(look.contains("fd00:201::2"), "{look}");
+    // Over IPv6, to the neighbour and to the gateway (the host).
+    wait_fetch_in(&n, "cli6", "fd00:201::2", 80, "-web6");
+    let ping = n.sb().docker(&[
+        "exec",
+        "cli6",
+        "busybox",
+        "ping",
+        "-6",
+        "-c",
+        "1",
+        "-W",
+        "3",
+        "fd00:201::1",
+    ]);
+    assert!(
+        ping.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ping.stdout)
+    );
+    let t6 = Command::new("nft")
+        .args(["list", "table", "ip6", &n.table()])
+        .output()
+        .unwrap();
+    assert!(t6.status.success(), "no ip6 table");
+
+    // An --ip6 outside the subnet, or on a network without IPv6: dockerd's message.
+    n.ok(&["network", "create", "four", "--subnet", "10.201.9.0/24"]);
+    for (net, ip6) in [("six", "fd00:999::5"), ("four", "fd00:201::5")] {
+        let e = n.fails(&[
+            "run",
+            "--pull",
+            "never",
+            "--rm",
+            "--network",
+            net,
+            "--ip6",
+            ip6,
+            "busybox",
+            "true",
+        ]);
+        assert!(
+            e.contains(&format!(
+                "invalid endpoint settings:\nno configured subnet contains IP address {ip6}"
+            )),
+            "{e}"
+        );
+    }
+    let four_bridge = format!(
+        "br-{}",
+        &n.ok(&["network", "inspect", "-f", "{{.Id}}", "four"])[..12]
+    );
+
+    // Without a subnet: a unique local /64. Bad and overlapping subnets are refused.
+    n.ok(&["network", "create", "--ipv6", "auto6"]);
+    let cfg = n.ok(&["network", "inspect", "-f", "{{json .IPAM.Config}}", "auto6"]);
+    assert!(cfg.contains("\"Subnet\":\"fd"), "{cfg}");
+    let auto_bridge = format!(
+        "br-{}",
+        &n.ok(&["network", "inspect", "-f", "{{.Id}}", "auto6"])[..12]
+    );
+    let e = n.fails(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        "fd00:201:0:0:1::/80",
+        "over6",
+    ]);
+    assert!(e.contains("Pool overlaps with other one"), "{e}");
+    let e = n.fails(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        "fd00:zz::/64",
+        "bad6",
+    ]);
+    assert!(
+        e.contains("invalid subnet fd00:zz::/64: invalid CIDR address: fd00:zz::/64"),
+        "{e}"
+    );
+
+    n.ok(&["rm", "-f", "web6", "cli6"]);
+    n.ok(&["network", "rm", "six", "auto6", "four"]);
+    n.assert_clean(&[bridge, auto_bridge, four_bridge]);
+    let t6 = Command::new("nft")
+        .args(["list", "table", "ip6", &n.table()])
+        .output()
+        .unwrap();
+    assert!(!t6.status.success(), "the ip6 table is left");
 }

@@ -5,8 +5,8 @@
 //! content (ownership and modes kept, `nocopy`); bind mounts (ro, rw, a missing -v source
 //! created, a missing --mount source refused); tmpfs (`--tmpfs`, `--mount type=tmpfs`);
 //! `--volumes-from`; the volume API (create/ls/inspect/rm/prune, filters, in-use refusal);
-//! the local driver's `-o type/device/o` mounts; and Docker's errors for bad input with
-//! nothing half-made.
+//! the local driver's `-o type/device/o` mounts; Docker's errors for bad input with
+//! nothing half-made; `docker cp` through volumes and binds; and propagation checked at start.
 //!
 //! Needs root and a docker CLI; otherwise each test prints SKIP and passes.
 
@@ -855,4 +855,313 @@ fn bad_mounts_are_refused_with_nothing_made() {
         .map(|d| d.flatten().collect())
         .unwrap_or_default();
     assert!(left.is_empty(), "volume dirs left: {left:?}");
+}
+
+/// Mount points under the sandbox in the daemon's (the host's) mount table.
+fn host_mounts_under(sb: &Sandbox) -> Vec<String> {
+    let needle = sb.dir.display().to_string();
+    let mut v: Vec<String> = fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(String::from))
+        .filter(|p| p.starts_with(&needle))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Names in a tar stream.
+fn tar_names(tar: &[u8]) -> Vec<String> {
+    let mut c = Command::new("tar")
+        .args(["-tf", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        c.stdin.take().unwrap().write_all(tar).unwrap();
+    }
+    let o = c.wait_with_output().unwrap();
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+/// `docker cp` sees a container's volumes and bind mounts as dockerd does (a private mount
+/// namespace with them mounted in the root filesystem): copies into and out of a named
+/// volume and a bind land in / come from their sources, for a running, a stopped and a
+/// never-started container; a `:ro` bind and a `--read-only` rootfs refuse writes with
+/// dockerd's messages while a volume of that container takes them; a symlink in a volume
+/// pointing at / stays inside the container; and no mount of the copy's view shows up in the
+/// host's mount table.
+#[test]
+fn cp_sees_volumes_and_binds() {
+    let Some(sb) = sandbox("cp_sees_volumes_and_binds") else {
+        return;
+    };
+    let host = sb.dir.join("cp-bind");
+    let src = sb.dir.join("cp-src");
+    fs::create_dir_all(&host).unwrap();
+    fs::create_dir_all(src.join("tree/sub")).unwrap();
+    fs::write(host.join("hf"), "host-file\n").unwrap();
+    fs::write(src.join("f"), "to-volume\n").unwrap();
+    fs::write(src.join("g"), "while-stopped\n").unwrap();
+    fs::write(src.join("tree/sub/deep"), "deep\n").unwrap();
+    let hs = host.display().to_string();
+    let p = |n: &str| src.join(n).display().to_string();
+    let out = |n: &str| sb.dir.join(n).display().to_string();
+
+    sb.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "cpv",
+        "-v",
+        "cpvol:/vol",
+        "-v",
+        &format!("{hs}:/bnd"),
+        "-v",
+        &format!("{hs}:/bro:ro"),
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let mounts = host_mounts_under(&sb);
+    let data = sb.data().join("volumes/cpvol/_data");
+
+    // Host to the volume: in the volume's data and seen by the container.
+    sb.ok(&["cp", &p("f"), "cpv:/vol/"]);
+    assert_eq!(fs::read_to_string(data.join("f")).unwrap(), "to-volume\n");
+    assert_eq!(sb.ok(&["exec", "cpv", "cat", "/vol/f"]), "to-volume\n");
+    // A directory into the bind.
+    sb.ok(&["cp", &p("tree"), "cpv:/bnd/"]);
+    assert_eq!(
+        fs::read_to_string(host.join("tree/sub/deep")).unwrap(),
+        "deep\n"
+    );
+    // Out of the bind and of the read-only bind; a volume directory as a tar.
+    sb.ok(&["cp", "cpv:/bnd/hf", &out("hf.out")]);
+    assert_eq!(fs::read_to_string(out("hf.out")).unwrap(), "host-file\n");
+    sb.ok(&["cp", "cpv:/bro/tree/sub/deep", &out("deep.out")]);
+    assert_eq!(fs::read_to_string(out("deep.out")).unwrap(), "deep\n");
+    let o = sb.docker(&["cp", "cpv:/vol", "-"]);
+    assert!(o.status.success());
+    let names = tar_names(&o.stdout);
+    assert!(names.iter().any(|n| n == "vol/f"), "{names:?}");
+    // `docker cp` of the container's root sees the volume too.
+    let o = sb.docker(&["cp", "cpv:/bnd/tree", "-"]);
+    assert!(tar_names(&o.stdout).iter().any(|n| n == "tree/sub/deep"));
+    // A read-only bind refuses writes (dockerd's message) and nothing lands in the source.
+    let e = fails(&sb, &["cp", &p("f"), "cpv:/bro/"]);
+    assert!(
+        e.contains("Error response from daemon: mounted volume is marked read-only"),
+        "{e}"
+    );
+    assert!(!host.join("f").exists());
+    // The copies' views never show in the host's mount table.
+    assert_eq!(host_mounts_under(&sb), mounts);
+
+    // A symlink in the volume pointing at / resolves inside the container.
+    let marker = format!("berth-cp-escape-{}", std::process::id());
+    std::os::unix::fs::symlink("/../../../..", data.join("esc")).unwrap();
+    fs::write(src.join(&marker), "inside\n").unwrap();
+    sb.ok(&["cp", &p(&marker), "cpv:/vol/esc/"]);
+    assert!(
+        !Path::new("/").join(&marker).exists(),
+        "escaped to the host"
+    );
+    assert_eq!(
+        sb.ok(&["exec", "cpv", "cat", &format!("/{marker}")]),
+        "inside\n"
+    );
+
+    // Stopped: still the volume's and the bind's files.
+    sb.ok(&["stop", "-t", "1", "cpv"]);
+    sb.ok(&["cp", &p("g"), "cpv:/vol/"]);
+    assert_eq!(
+        fs::read_to_string(data.join("g")).unwrap(),
+        "while-stopped\n"
+    );
+    sb.ok(&["cp", "cpv:/bnd/hf", &out("hf2.out")]);
+    assert_eq!(fs::read_to_string(out("hf2.out")).unwrap(), "host-file\n");
+    let e = fails(&sb, &["cp", &p("g"), "cpv:/bro/"]);
+    assert!(e.contains("mounted volume is marked read-only"), "{e}");
+
+    // Created, never started: the mount point does not exist in the rootfs yet.
+    sb.ok(&[
+        "create",
+        "--name",
+        "cpn",
+        "-v",
+        "cpvol2:/fresh/v",
+        "busybox",
+        "true",
+    ]);
+    sb.ok(&["cp", &p("f"), "cpn:/fresh/v/"]);
+    assert_eq!(
+        fs::read_to_string(sb.data().join("volumes/cpvol2/_data/f")).unwrap(),
+        "to-volume\n"
+    );
+
+    // --read-only: the rootfs refuses (dockerd's message), a volume of it takes the copy.
+    sb.ok(&[
+        "create",
+        "--name",
+        "cpro",
+        "--read-only",
+        "-v",
+        "cpvol:/vol",
+        "busybox",
+        "true",
+    ]);
+    let e = fails(&sb, &["cp", &p("f"), "cpro:/"]);
+    assert!(
+        e.contains("Error response from daemon: container rootfs is marked read-only"),
+        "{e}"
+    );
+    fs::write(src.join("h"), "ro-rootfs-volume\n").unwrap();
+    sb.ok(&["cp", &p("h"), "cpro:/vol/"]);
+    assert_eq!(
+        fs::read_to_string(data.join("h")).unwrap(),
+        "ro-rootfs-volume\n"
+    );
+    // Reading from a read-only container works.
+    sb.ok(&["cp", "cpro:/vol/h", &out("h.out")]);
+    assert_eq!(
+        fs::read_to_string(out("h.out")).unwrap(),
+        "ro-rootfs-volume\n"
+    );
+
+    sb.ok(&["rm", "-f", "cpv", "cpn", "cpro"]);
+    let left: Vec<String> = host_mounts_under(&sb)
+        .into_iter()
+        .filter(|m| m.contains("/containers/") || m.contains("/volumes/"))
+        .collect();
+    assert!(left.is_empty(), "mounts left: {left:?}");
+}
+
+/// Shared and slave bind propagation is checked when the container starts (dockerd checks it
+/// when it makes the spec): create succeeds, start fails with dockerd's message (a server
+/// error), the container stays created; `run --rm` exits 125 and leaves no container.
+/// Unknown volume drivers and `--volumes-from` containers answer as dockerd: 404 for
+/// `volume create -d`, 400 on container create (dockerd's 404 there would make the docker
+/// CLI try to pull the image).
+#[test]
+fn propagation_at_start_and_error_codes() {
+    let Some(sb) = sandbox("propagation_at_start_and_error_codes") else {
+        return;
+    };
+    let prv = sb.dir.join("private-mnt");
+    fs::create_dir_all(&prv).unwrap();
+    nix::mount::mount(
+        Some(prv.as_path()),
+        prv.as_path(),
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .unwrap();
+    nix::mount::mount(
+        None::<&str>,
+        prv.as_path(),
+        None::<&str>,
+        nix::mount::MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .unwrap();
+    let ps = prv.display().to_string();
+    sb.ok(&[
+        "create",
+        "--name",
+        "pshared",
+        "-v",
+        &format!("{ps}:/p:rshared"),
+        "busybox",
+        "true",
+    ]);
+    let e = fails(&sb, &["start", "pshared"]);
+    assert!(
+        e.contains(&format!(
+            "Error response from daemon: path {ps} is mounted on {ps} but it is not a shared mount"
+        )),
+        "{e}"
+    );
+    assert_eq!(
+        sb.ok(&["inspect", "-f", "{{.State.Status}}", "pshared"])
+            .trim(),
+        "created"
+    );
+    let o = sb.docker(&[
+        "run",
+        "--rm",
+        "--name",
+        "pslave",
+        "--mount",
+        &format!("type=bind,src={ps},dst=/p,bind-propagation=slave"),
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(o.status.code(), Some(125));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains(&format!(
+            "path {ps} is mounted on {ps} but it is not a shared or slave mount"
+        )),
+        "{e}"
+    );
+    assert_eq!(sb.ok(&["ps", "-aq", "--filter", "name=pslave"]), "");
+    sb.ok(&["rm", "pshared"]);
+
+    // Status codes through the API.
+    let status = |path: &str, body: &str| -> (String, String) {
+        let o = Command::new("curl")
+            .args(["-s", "-w", "\n%{http_code}", "--unix-socket"])
+            .arg(sb.sock())
+            .args([
+                "-X",
+                "POST",
+                "-H",
+                "Content-Type: application/json",
+                "-d",
+                body,
+            ])
+            .arg(format!("http://berth/v1.41{path}"))
+            .output()
+            .unwrap();
+        let s = String::from_utf8_lossy(&o.stdout).into_owned();
+        let (b, c) = s.rsplit_once('\n').unwrap();
+        (c.to_string(), b.to_string())
+    };
+    if Command::new("curl").arg("--version").output().is_ok() {
+        let (code, body) = status("/volumes/create", r#"{"Name":"nv","Driver":"nosuch"}"#);
+        assert_eq!(code, "404", "{body}");
+        assert!(
+            body.contains(
+                r#"create nv: error looking up volume plugin nosuch: plugin \"nosuch\" not found"#
+            ),
+            "{body}"
+        );
+        let (code, body) = status(
+            "/containers/create",
+            r#"{"Image":"busybox","HostConfig":{"VolumesFrom":["nosuch"]}}"#,
+        );
+        assert_eq!(code, "400", "{body}");
+        assert!(body.contains("No such container: nosuch"), "{body}");
+    }
+    let o = sb.docker(&["volume", "create", "-d", "nosuch", "nv"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains(
+        "Error response from daemon: create nv: error looking up volume plugin nosuch: plugin \"nosuch\" not found"
+    ));
+    let o = sb.docker(&["run", "--rm", "--volumes-from", "nosuch", "busybox", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("docker: Error response from daemon: No such container: nosuch"),
+        "{e}"
+    );
+    assert!(!e.contains("Unable to find image"), "{e}");
+    assert!(volumes(&sb).is_empty());
 }

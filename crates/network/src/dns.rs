@@ -1,10 +1,10 @@
 //! The embedded DNS server, Docker's 127.0.0.11: sockets bound inside a container's network
 //! namespace (UDP and TCP on 127.0.0.11:53, made by [`bind_in`] from a thread in that
-//! namespace) and served by the daemon ([`serve`]). It answers A queries for the names a
+//! namespace) and served by the daemon ([`serve`]). It answers A and AAAA queries for the names a
 //! [`Resolver`] knows (container names, short IDs and aliases on the container's networks)
 //! and never forwards anything: other names get REFUSED, so no query leaves the host.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -15,15 +15,16 @@ pub const ADDRESS: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 11);
 
 /// Answers names for one container.
 pub trait Resolver: Send + Sync + 'static {
-    /// The IPv4 addresses of `name` (lower case, no trailing dot), `None` when unknown.
-    fn lookup(&self, name: &str) -> Option<Vec<Ipv4Addr>>;
+    /// The addresses (IPv4 and IPv6) of `name` (lower case, no trailing dot), `None` when
+    /// unknown.
+    fn lookup(&self, name: &str) -> Option<Vec<IpAddr>>;
 }
 
 impl<F> Resolver for F
 where
-    F: Fn(&str) -> Option<Vec<Ipv4Addr>> + Send + Sync + 'static,
+    F: Fn(&str) -> Option<Vec<IpAddr>> + Send + Sync + 'static,
 {
-    fn lookup(&self, name: &str) -> Option<Vec<Ipv4Addr>> {
+    fn lookup(&self, name: &str) -> Option<Vec<IpAddr>> {
         self(name)
     }
 }
@@ -36,6 +37,7 @@ const NOTIMP: u8 = 4;
 const REFUSED: u8 = 5;
 
 const TYPE_A: u16 = 1;
+const TYPE_AAAA: u16 = 28;
 const CLASS_IN: u16 = 1;
 
 /// A parsed question.
@@ -129,17 +131,25 @@ pub fn answer(query: &[u8], resolver: &dyn Resolver) -> Option<Vec<u8>> {
             out.extend_from_slice(question);
         }
         Some(ips) => {
-            // Known name: A records for A queries; an empty NOERROR for other types (AAAA…).
-            let an: Vec<Ipv4Addr> = if q.qtype == TYPE_A { ips } else { Vec::new() };
+            // Known name: A records for A queries, AAAA for AAAA; an empty NOERROR for other
+            // types and for a family the name has no address of.
+            let an: Vec<Vec<u8>> = ips
+                .iter()
+                .filter_map(|ip| match (ip, q.qtype) {
+                    (IpAddr::V4(a), TYPE_A) => Some(a.octets().to_vec()),
+                    (IpAddr::V6(a), TYPE_AAAA) => Some(a.octets().to_vec()),
+                    _ => None,
+                })
+                .collect();
             header(&mut out, NOERROR, 1, an.len() as u16);
             out.extend_from_slice(question);
-            for ip in an {
+            for data in an {
                 out.extend_from_slice(&[0xc0, 0x0c]); // name: pointer to the question
-                out.extend_from_slice(&TYPE_A.to_be_bytes());
+                out.extend_from_slice(&q.qtype.to_be_bytes());
                 out.extend_from_slice(&CLASS_IN.to_be_bytes());
                 out.extend_from_slice(&600u32.to_be_bytes());
-                out.extend_from_slice(&4u16.to_be_bytes());
-                out.extend_from_slice(&ip.octets());
+                out.extend_from_slice(&(data.len() as u16).to_be_bytes());
+                out.extend_from_slice(&data);
             }
         }
     }
@@ -242,8 +252,15 @@ mod tests {
         q
     }
 
-    fn resolver(name: &str) -> Option<Vec<Ipv4Addr>> {
-        (name == "web").then(|| vec![Ipv4Addr::new(10, 1, 2, 3)])
+    fn resolver(name: &str) -> Option<Vec<IpAddr>> {
+        match name {
+            "web" => Some(vec![IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3))]),
+            "six" => Some(vec![
+                IpAddr::V4(Ipv4Addr::new(10, 1, 2, 4)),
+                IpAddr::V6("fd00::4".parse().unwrap()),
+            ]),
+            _ => None,
+        }
     }
 
     #[test]
@@ -257,6 +274,15 @@ mod tests {
         let a = answer(&query("web", 28), &resolver).unwrap();
         assert_eq!(a[3] & 0x0f, NOERROR);
         assert_eq!(u16::from_be_bytes([a[6], a[7]]), 0);
+        // A name with an IPv6 address: AAAA answers it, A gives only the IPv4 one.
+        let a = answer(&query("six", 28), &resolver).unwrap();
+        assert_eq!(u16::from_be_bytes([a[6], a[7]]), 1);
+        assert_eq!(&a[a.len() - 18..a.len() - 16], &[0, 16]);
+        let want: std::net::Ipv6Addr = "fd00::4".parse().unwrap();
+        assert_eq!(&a[a.len() - 16..], &want.octets());
+        let a = answer(&query("six", 1), &resolver).unwrap();
+        assert_eq!(u16::from_be_bytes([a[6], a[7]]), 1);
+        assert_eq!(&a[a.len() - 4..], &[10, 1, 2, 4]);
         // Unknown: refused, never forwarded.
         let a = answer(&query("example.com", 1), &resolver).unwrap();
         assert_eq!(a[3] & 0x0f, REFUSED);

@@ -3,11 +3,13 @@
 //! cut in /20s) with [`pick_subnet`] skipping subnets that overlap a route or another
 //! network, and [`AddressSpace`], a network's allocator: it never hands out an address that
 //! is in use, moves on from the last address given (a freed address is reused only after the
-//! others), and is plain serde data so the engine persists it.
+//! others), and is plain serde data so the engine persists it. IPv6 networks have
+//! [`Ipv6Net`] and [`AddressSpace6`] (addresses handed out in order, no pools: a network
+//! without a given subnet gets a random unique local /64).
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -33,6 +35,12 @@ pub enum Error {
     /// A requested address is taken.
     #[error("Address already in use")]
     InUse(Ipv4Addr),
+    /// A requested IPv6 address is outside the subnet.
+    #[error("requested address {addr} is not in subnet {subnet}")]
+    OutOfRange6 { addr: Ipv6Addr, subnet: Ipv6Net },
+    /// A requested IPv6 address is taken.
+    #[error("Address already in use")]
+    InUse6(Ipv6Addr),
     /// Every subnet of the pools overlaps something.
     #[error("could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network")]
     PoolsExhausted,
@@ -359,6 +367,168 @@ pub fn parse_addr(s: &str) -> Result<Ipv4Addr, Error> {
     s.parse().map_err(|_| Error::BadAddress(s.to_string()))
 }
 
+/// An IPv6 subnet (host bits cleared on parse), e.g. `fd00:1::/64`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Ipv6Net {
+    /// Network address.
+    pub addr: Ipv6Addr,
+    /// Prefix length, 0..=128.
+    pub prefix: u8,
+}
+
+fn mask6(prefix: u8) -> u128 {
+    if prefix == 0 {
+        0
+    } else {
+        u128::MAX << (128 - prefix.min(128) as u32)
+    }
+}
+
+impl Ipv6Net {
+    /// A subnet from an address (host bits cleared) and a prefix length.
+    pub fn new(addr: Ipv6Addr, prefix: u8) -> Ipv6Net {
+        let prefix = prefix.min(128);
+        Ipv6Net {
+            addr: Ipv6Addr::from(u128::from(addr) & mask6(prefix)),
+            prefix,
+        }
+    }
+
+    /// Parses `x:y::/n`, returning the subnet and the address as written.
+    pub fn parse_with_host(s: &str) -> Result<(Ipv6Net, Ipv6Addr), Error> {
+        let bad = || Error::BadCidr(s.to_string());
+        let (a, p) = s.split_once('/').ok_or_else(bad)?;
+        let addr: Ipv6Addr = a.parse().map_err(|_| bad())?;
+        if p.is_empty() || p.len() > 3 || !p.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let prefix: u8 = p.parse().map_err(|_| bad())?;
+        if prefix > 128 {
+            return Err(bad());
+        }
+        Ok((Ipv6Net::new(addr, prefix), addr))
+    }
+
+    /// Whether `ip` is inside.
+    pub fn contains(&self, ip: Ipv6Addr) -> bool {
+        u128::from(ip) & mask6(self.prefix) == u128::from(self.addr)
+    }
+
+    /// Whether the two subnets share an address.
+    pub fn overlaps(&self, o: &Ipv6Net) -> bool {
+        let m = mask6(self.prefix.min(o.prefix));
+        u128::from(self.addr) & m == u128::from(o.addr) & m
+    }
+
+    /// The `n`th address of the subnet (`None` past its end).
+    pub fn nth(&self, n: u128) -> Option<Ipv6Addr> {
+        let size_bits = 128 - self.prefix as u32;
+        if size_bits < 128 && n >> size_bits != 0 {
+            return None;
+        }
+        Some(Ipv6Addr::from(u128::from(self.addr) | n))
+    }
+
+    /// The first address after the subnet-router anycast one (the usual gateway, `…::1`).
+    pub fn first_host(&self) -> Ipv6Addr {
+        self.nth(1).unwrap_or(self.addr)
+    }
+
+    /// A random unique local /64 (`fdXX:XXXX:XXXX:YYYY::/64`, RFC 4193), as Docker picks
+    /// for an IPv6 network created without a subnet.
+    pub fn random_ula() -> Ipv6Net {
+        let mut b = [0u8; 16];
+        let ok = std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b[1..8]));
+        if ok.is_err() {
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+                ^ u128::from(std::process::id());
+            b[1..8].copy_from_slice(&t.to_be_bytes()[9..16]);
+        }
+        b[0] = 0xfd;
+        Ipv6Net::new(Ipv6Addr::from(b), 64)
+    }
+}
+
+impl fmt::Display for Ipv6Net {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl FromStr for Ipv6Net {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Ipv6Net, Error> {
+        Ipv6Net::parse_with_host(s).map(|(n, _)| n)
+    }
+}
+
+impl Serialize for Ipv6Net {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Ipv6Net {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Ipv6Net, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A network's IPv6 addresses: which are in use (by whom); new ones are handed out in order
+/// from `…::2` up, skipping those in use.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AddressSpace6 {
+    /// Address -> owner (container ID, or `gateway`).
+    pub allocated: BTreeMap<Ipv6Addr, String>,
+}
+
+impl AddressSpace6 {
+    /// Marks `ip` used by `owner`; fails if it is outside `subnet` (or its subnet-router
+    /// address) or taken by someone else.
+    pub fn reserve(&mut self, subnet: &Ipv6Net, ip: Ipv6Addr, owner: &str) -> Result<(), Error> {
+        if !subnet.contains(ip) || ip == subnet.addr {
+            return Err(Error::OutOfRange6 {
+                addr: ip,
+                subnet: *subnet,
+            });
+        }
+        match self.allocated.get(&ip) {
+            Some(o) if o != owner => Err(Error::InUse6(ip)),
+            _ => {
+                self.allocated.insert(ip, owner.to_string());
+                Ok(())
+            }
+        }
+    }
+
+    /// Hands out the lowest free address of `subnet` from `…::1` up.
+    pub fn allocate(&mut self, subnet: &Ipv6Net, owner: &str) -> Result<Ipv6Addr, Error> {
+        let mut n = 1u128;
+        while let Some(ip) = subnet.nth(n) {
+            if let std::collections::btree_map::Entry::Vacant(e) = self.allocated.entry(ip) {
+                e.insert(owner.to_string());
+                return Ok(ip);
+            }
+            n += 1;
+            if n > 1 << 20 {
+                break;
+            }
+        }
+        Err(Error::Exhausted(subnet.to_string()))
+    }
+
+    /// Frees every address `owner` holds.
+    pub fn release_owner(&mut self, owner: &str) {
+        self.allocated.retain(|_, o| o != owner);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -459,5 +629,35 @@ mod tests {
         assert_eq!(got[0], Ipv4Addr::new(10, 1, 0, 128));
         assert_eq!(got[3], Ipv4Addr::new(10, 1, 0, 131));
         assert!(b.allocate_in(&s, Some(&r), "x").is_err());
+    }
+
+    #[test]
+    fn ipv6_subnets_and_allocation() {
+        let (n, h) = Ipv6Net::parse_with_host("fd00:1:2:3::5/64").unwrap();
+        assert_eq!(n.to_string(), "fd00:1:2:3::/64");
+        assert_eq!(h, "fd00:1:2:3::5".parse::<Ipv6Addr>().unwrap());
+        assert!(Ipv6Net::parse_with_host("fd00::/129").is_err());
+        assert!(Ipv6Net::parse_with_host("10.0.0.0/8").is_err());
+        assert!(n.contains("fd00:1:2:3:ffff::1".parse().unwrap()));
+        assert!(!n.contains("fd00:1:2:4::1".parse().unwrap()));
+        assert!(n.overlaps(&"fd00:1::/32".parse().unwrap()));
+        assert_eq!(n.first_host().to_string(), "fd00:1:2:3::1");
+        let mut s = AddressSpace6::default();
+        s.reserve(&n, n.first_host(), "gateway").unwrap();
+        assert_eq!(s.allocate(&n, "a").unwrap().to_string(), "fd00:1:2:3::2");
+        assert_eq!(s.allocate(&n, "b").unwrap().to_string(), "fd00:1:2:3::3");
+        assert!(matches!(
+            s.reserve(&n, "fd00:1:2:3::2".parse().unwrap(), "c"),
+            Err(Error::InUse6(_))
+        ));
+        s.release_owner("a");
+        assert_eq!(s.allocate(&n, "c").unwrap().to_string(), "fd00:1:2:3::2");
+        let tiny: Ipv6Net = "fd00::/127".parse().unwrap();
+        let mut t = AddressSpace6::default();
+        assert!(t.allocate(&tiny, "x").is_ok());
+        assert!(t.allocate(&tiny, "y").is_err());
+        let u = Ipv6Net::random_ula();
+        assert_eq!(u.prefix, 64);
+        assert_eq!(u.addr.octets()[0], 0xfd);
     }
 }

@@ -4,7 +4,7 @@
 //! talks to the network namespace of the thread that opened it; to work inside a container's
 //! namespace, open one from [`crate::netns::run_in`].
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use nix::sys::socket::{
@@ -39,6 +39,7 @@ const RTM_DELLINK: u16 = 17;
 const RTM_NEWADDR: u16 = 20;
 const RTM_NEWROUTE: u16 = 24;
 const RTM_GETLINK: u16 = 18;
+const RTM_SETLINK: u16 = 19;
 
 const NLM_F_REQUEST: u16 = 0x1;
 const NLM_F_ACK: u16 = 0x4;
@@ -51,6 +52,8 @@ const IFLA_ADDRESS: u16 = 1;
 const IFLA_IFNAME: u16 = 3;
 const IFLA_MTU: u16 = 4;
 const IFLA_MASTER: u16 = 10;
+const IFLA_PROTINFO: u16 = 12;
+const IFLA_BRPORT_MODE: u16 = 4;
 const IFLA_LINKINFO: u16 = 18;
 const IFLA_NET_NS_FD: u16 = 28;
 const IFLA_INFO_KIND: u16 = 1;
@@ -61,6 +64,7 @@ const NLA_F_NESTED: u16 = 0x8000;
 const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
 const IFA_BROADCAST: u16 = 4;
+const IFA_F_NODAD: u8 = 0x02;
 
 const RTA_DST: u16 = 1;
 const RTA_OIF: u16 = 4;
@@ -399,6 +403,26 @@ impl Netlink {
         self.request(m, || format!("attach link {name} to bridge {master}"))
     }
 
+    /// Turns hairpin mode on or off on bridge port `name` (`IFLA_BRPORT_MODE`): the bridge
+    /// may then send a frame back out of the port it came in on, which a container reaching
+    /// its own published port through a host address needs when bridged traffic is NATed
+    /// (br_netfilter).
+    pub fn set_hairpin(&mut self, name: &str, on: bool) -> Result<()> {
+        let idx = self.must_index(name)?;
+        let mut info = ifinfomsg(idx, 0, 0);
+        info[0] = libc::AF_BRIDGE as u8;
+        let mut m = Msg::new(RTM_SETLINK, 0, &info);
+        m.nest(IFLA_PROTINFO)
+            .attr(IFLA_BRPORT_MODE, &[u8::from(on)])
+            .end();
+        self.request(m, || {
+            format!(
+                "set hairpin mode {} on bridge port {name}",
+                if on { "on" } else { "off" }
+            )
+        })
+    }
+
     /// Deletes link `name`; `Ok(false)` when it did not exist.
     pub fn delete_link(&mut self, name: &str) -> Result<bool> {
         let Some(idx) = self.index(name)? else {
@@ -435,6 +459,49 @@ impl Netlink {
             m.attr(IFA_BROADCAST, &Ipv4Addr::from(bcast).octets());
         }
         match self.request(m, || format!("add address {addr}/{prefix} to {name}")) {
+            Err(Error::Kernel {
+                err: nix::Error::EEXIST,
+                ..
+            }) => Ok(()),
+            r => r,
+        }
+    }
+
+    /// Adds IPv6 address `addr/prefix` to link `name` without duplicate address detection
+    /// (the address is berth's to give; hairpin mode on a bridge port would echo DAD's probes
+    /// back and fail it). EEXIST is success.
+    pub fn add_address6(&mut self, name: &str, addr: Ipv6Addr, prefix: u8) -> Result<()> {
+        let idx = self.must_index(name)?;
+        let mut fixed = [0u8; 8];
+        fixed[0] = libc::AF_INET6 as u8;
+        fixed[1] = prefix;
+        fixed[2] = IFA_F_NODAD;
+        fixed[4..8].copy_from_slice(&(idx as u32).to_ne_bytes());
+        let mut m = Msg::new(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, &fixed);
+        m.attr(IFA_LOCAL, &addr.octets());
+        m.attr(IFA_ADDRESS, &addr.octets());
+        match self.request(m, || format!("add address {addr}/{prefix} to {name}")) {
+            Err(Error::Kernel {
+                err: nix::Error::EEXIST,
+                ..
+            }) => Ok(()),
+            r => r,
+        }
+    }
+
+    /// Adds the IPv6 default route via `gateway` on link `name`.
+    pub fn add_default_route6(&mut self, gateway: Ipv6Addr, name: &str) -> Result<()> {
+        let idx = self.must_index(name)?;
+        let mut fixed = [0u8; 12];
+        fixed[0] = libc::AF_INET6 as u8;
+        fixed[4] = libc::RT_TABLE_MAIN;
+        fixed[5] = libc::RTPROT_BOOT;
+        fixed[6] = libc::RT_SCOPE_UNIVERSE;
+        fixed[7] = libc::RTN_UNICAST;
+        let mut m = Msg::new(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, &fixed);
+        m.attr(RTA_GATEWAY, &gateway.octets());
+        m.attr_u32(RTA_OIF, idx as u32);
+        match self.request(m, || format!("add route ::/0 via {gateway} dev {name}")) {
             Err(Error::Kernel {
                 err: nix::Error::EEXIST,
                 ..

@@ -7,17 +7,20 @@
 //! What the table holds (iptables-nft's hooks and priorities, so it composes with Docker's or
 //! podman's rules):
 //! * `postrouting` (srcnat): masquerade of each non-internal bridge subnet leaving its bridge,
-//!   and of 127.0.0.0/8 entering a bridge (published ports reached at 127.0.0.1).
+//!   of 127.0.0.0/8 entering a bridge (published ports reached at 127.0.0.1), and of a
+//!   bridge's own subnet DNATed back into it (hairpin: a container reaching a published port
+//!   through a host address).
 //! * `prerouting` and `output` (dstnat): DNAT of published host ports to the container.
 //! * `forward` (filter): isolation between berth's bridges, and internal bridges cut off from
-//!   every other interface.
+//!   every other interface; the same in an `ip6` table of the same name when a network has
+//!   IPv6.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::Ipv4Addr;
 use std::process::{Command, Stdio};
 
-use crate::ipam::Ipv4Net;
+use crate::ipam::{Ipv4Net, Ipv6Net};
 use crate::ports::Proto;
 
 /// Errors applying rules.
@@ -40,6 +43,8 @@ pub struct Bridge {
     pub subnet: Ipv4Net,
     /// No traffic to or from other interfaces.
     pub internal: bool,
+    /// Its IPv6 subnet (IPv6 networks).
+    pub subnet6: Option<Ipv6Net>,
 }
 
 /// A published port.
@@ -92,6 +97,16 @@ impl Ruleset {
             let _ = writeln!(
                 t,
                 "    ip saddr 127.0.0.0/8 oifname {} masquerade",
+                q(&b.name)
+            );
+            // Hairpin: a container reaching a published port (its own or a neighbour's)
+            // through a host address is DNATed back into its own bridge; the source is
+            // masqueraded to the bridge's address so the answer comes back through the host
+            // (and is un-NATed) instead of going straight to the client.
+            let _ = writeln!(
+                t,
+                "    ip saddr {} oifname {} ct status dnat masquerade",
+                b.subnet,
                 q(&b.name)
             );
         }
@@ -147,27 +162,67 @@ impl Ruleset {
         t
     }
 
-    /// Replaces berth's table with this ruleset atomically; with no bridges the table is
-    /// deleted instead.
+    /// The `ip6` table of the same name, when a bridge has an IPv6 subnet: the same
+    /// isolation between berth's bridges (and internal bridges cut off) for IPv6 traffic.
+    /// berth turns no IPv6 forwarding on and has no IPv6 NAT or published ports, so this is
+    /// all the IPv6 filtering there is to do.
+    pub fn render6(&self) -> Option<String> {
+        if self.bridges.iter().all(|b| b.subnet6.is_none()) {
+            return None;
+        }
+        let mut t = String::new();
+        let _ = writeln!(t, "table ip6 {} {{", self.table);
+        t.push_str(
+            "  chain forward {\n    type filter hook forward priority filter; policy accept;\n",
+        );
+        for b in &self.bridges {
+            if b.internal {
+                let _ = writeln!(t, "    iifname {n} oifname != {n} drop", n = q(&b.name));
+                let _ = writeln!(t, "    oifname {n} iifname != {n} drop", n = q(&b.name));
+            }
+            let others: Vec<String> = self
+                .bridges
+                .iter()
+                .filter(|o| o.name != b.name)
+                .map(|o| q(&o.name))
+                .collect();
+            if !others.is_empty() {
+                let _ = writeln!(
+                    t,
+                    "    iifname {} oifname {{ {} }} drop",
+                    q(&b.name),
+                    others.join(", ")
+                );
+            }
+        }
+        t.push_str("  }\n}\n");
+        Some(t)
+    }
+
+    /// Replaces berth's tables with this ruleset atomically; with no bridges the tables are
+    /// deleted instead (the `ip6` one also when no bridge has IPv6).
     pub fn apply(&self) -> Result<(), Error> {
         if self.bridges.is_empty() {
             return delete_table(&self.table);
         }
-        // Creating it first makes the delete valid when it does not exist yet.
+        // Creating each first makes the delete valid when it does not exist yet.
         let script = format!(
-            "table ip {t} {{}}\ndelete table ip {t}\n{}",
+            "table ip {t} {{}}\ndelete table ip {t}\n{}table ip6 {t} {{}}\ndelete table ip6 {t}\n{}",
             self.render(),
+            self.render6().unwrap_or_default(),
             t = self.table
         );
         run_nft(&self.table, &script)
     }
 }
 
-/// Deletes berth's table if it exists.
+/// Deletes berth's tables (`ip` and `ip6`) if they exist.
 pub fn delete_table(table: &str) -> Result<(), Error> {
     run_nft(
         table,
-        &format!("table ip {table} {{}}\ndelete table ip {table}\n"),
+        &format!(
+            "table ip {table} {{}}\ndelete table ip {table}\ntable ip6 {table} {{}}\ndelete table ip6 {table}\n"
+        ),
     )
 }
 
@@ -215,11 +270,13 @@ mod tests {
                     name: "bt-a".into(),
                     subnet: "10.201.0.0/24".parse().unwrap(),
                     internal: false,
+                    subnet6: Some("fd00:201::/64".parse().unwrap()),
                 },
                 Bridge {
                     name: "bt-b".into(),
                     subnet: "10.201.1.0/24".parse().unwrap(),
                     internal: true,
+                    subnet6: None,
                 },
             ],
             ports: vec![
@@ -245,11 +302,18 @@ mod tests {
     fn renders() {
         let t = sample("berth-unit").render();
         assert!(t.contains("ip saddr 10.201.0.0/24 oifname != \"bt-a\" masquerade"));
-        assert!(!t.contains("ip saddr 10.201.1.0/24"));
+        assert!(!t.contains("ip saddr 10.201.1.0/24 oifname !="));
+        assert!(t.contains("ip saddr 10.201.0.0/24 oifname \"bt-a\" ct status dnat masquerade"));
         assert!(t.contains("fib daddr type local tcp dport 18080 dnat to 10.201.0.2:80"));
         assert_eq!(t.matches("ip daddr 127.0.0.1 udp dport 18081").count(), 1);
         assert!(t.contains("iifname \"bt-a\" oifname { \"bt-b\" } drop"));
         assert!(t.contains("iifname \"bt-b\" oifname != \"bt-b\" drop"));
+        let t6 = sample("berth-unit").render6().unwrap();
+        assert!(t6.starts_with("table ip6 berth-unit {"));
+        assert!(t6.contains("iifname \"bt-a\" oifname { \"bt-b\" } drop"));
+        let mut v4 = sample("berth-unit");
+        v4.bridges[0].subnet6 = None;
+        assert!(v4.render6().is_none());
     }
 
     #[test]
@@ -261,6 +325,13 @@ mod tests {
         let r = sample(&table);
         r.apply().unwrap();
         assert!(table_exists(&table));
+        let ip6 = |t: &str| {
+            Command::new("nft")
+                .args(["list", "table", "ip6", t])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        assert!(ip6(&table));
         r.apply().unwrap(); // replace is idempotent
         Ruleset {
             table: table.clone(),
@@ -269,6 +340,7 @@ mod tests {
         .apply()
         .unwrap();
         assert!(!table_exists(&table));
+        assert!(!ip6(&table));
         delete_table(&table).unwrap(); // absent is fine
     }
 }

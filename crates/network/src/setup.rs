@@ -1,8 +1,8 @@
 //! The link recipes the engine uses, built from [`crate::netlink`], [`crate::netns`] and
 //! [`crate::sysctl`]: making sure a bridge exists with its gateway address, and attaching a
-//! network namespace to a bridge through a veth pair.
+//! network namespace to a bridge through a veth pair (its bridge port in hairpin mode).
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 use std::path::Path;
 
@@ -52,6 +52,11 @@ pub fn ensure_bridge(name: &str, gateway: Ipv4Addr, prefix: u8) -> Result<bool, 
     Ok(created)
 }
 
+/// Gives bridge `name` (made by [`ensure_bridge`]) the IPv6 gateway address `gateway/prefix`.
+pub fn bridge_address6(name: &str, gateway: Ipv6Addr, prefix: u8) -> Result<(), Error> {
+    Ok(Netlink::open()?.add_address6(name, gateway, prefix)?)
+}
+
 /// Deletes link `name` if it exists.
 pub fn delete_link(name: &str) -> Result<bool, Error> {
     Ok(Netlink::open()?.delete_link(name)?)
@@ -89,6 +94,10 @@ pub struct Attachment<'a> {
     pub mac: [u8; 6],
     /// Default route via this gateway (none for internal networks or extra networks).
     pub default_gateway: Option<Ipv4Addr>,
+    /// IPv6 address and prefix length inside (IPv6 networks).
+    pub ip6: Option<(Ipv6Addr, u8)>,
+    /// IPv6 default route via this gateway.
+    pub default_gateway6: Option<Ipv6Addr>,
 }
 
 /// Attaches the namespace at `netns` to a bridge: a veth pair whose inside end is created
@@ -106,6 +115,9 @@ pub fn attach(netns: &Path, a: &Attachment<'_>) -> Result<(), Error> {
     )?;
     let r = (|| {
         nl.set_up(a.host_if, true)?;
+        // Hairpin NAT (a container reaching its own published port) as docker without its
+        // userland proxy: berth has none.
+        nl.set_hairpin(a.host_if, true)?;
         crate::netns::run_in(netns, || {
             let mut inner = Netlink::open()?;
             inner.set_up("lo", true)?;
@@ -113,6 +125,12 @@ pub fn attach(netns: &Path, a: &Attachment<'_>) -> Result<(), Error> {
             inner.set_up(a.ifname, true)?;
             if let Some(gw) = a.default_gateway {
                 inner.add_route(Ipv4Addr::UNSPECIFIED, 0, Some(gw), a.ifname)?;
+            }
+            if let Some((ip6, prefix6)) = a.ip6 {
+                inner.add_address6(a.ifname, ip6, prefix6)?;
+                if let Some(gw6) = a.default_gateway6 {
+                    inner.add_default_route6(gw6, a.ifname)?;
+                }
             }
             Ok::<(), Error>(())
         })
@@ -156,9 +174,14 @@ mod tests {
                     prefix: 24,
                     mac: netlink::mac_for(ip),
                     default_gateway: Some(gw),
+                    ip6: None,
+                    default_gateway6: None,
                 },
             )?;
             assert!(link_exists(&veth));
+            let hp = std::fs::read_to_string(format!("/sys/class/net/{veth}/brport/hairpin_mode"))
+                .unwrap();
+            assert_eq!(hp.trim(), "1", "hairpin mode on the bridge port");
             let l = std::net::TcpListener::bind((gw, 0)).unwrap();
             let port = l.local_addr().unwrap().port();
             let peer = crate::netns::run_in::<_, Error>(&ns, || {

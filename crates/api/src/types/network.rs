@@ -78,6 +78,7 @@ pub struct NetworkCreateRequest {
     #[serde(deserialize_with = "nd")]
     pub attachable: bool,
     /// IPv6.
+    #[serde(rename = "EnableIPv6")]
     pub enable_ipv6: Option<bool>,
     /// Address management.
     #[serde(rename = "IPAM")]

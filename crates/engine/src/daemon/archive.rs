@@ -1,7 +1,13 @@
-//! `docker cp`: `HEAD`/`GET`/`PUT /containers/{id}/archive`. Paths are resolved INSIDE the
-//! container's root filesystem (its overlay view, mounted again if a stopped container's is
-//! not): symlinks are followed with the rootfs as `/` ([`runtime::rootfs::secure_join`]), so
-//! nothing a container put in its filesystem can make the daemon read or write outside it.
+//! `docker cp`: `HEAD`/`GET`/`PUT /containers/{id}/archive`. Each copy runs on its own
+//! thread in a private mount namespace where the container's volumes and bind mounts are
+//! mounted at their destinations in its root filesystem (dockerd's container filesystem
+//! view; [`enter_view`]), so paths under a mount read and write its source, for running and
+//! stopped containers; the namespace and its mounts end with the thread. Paths are resolved
+//! INSIDE that root (the overlay, mounted again if a stopped container's is not): symlinks
+//! are followed with the rootfs as `/` ([`runtime::rootfs::secure_join`]), so nothing a
+//! container put in its filesystem can make the daemon read or write outside it. Writes
+//! under a read-only mount or into a `--read-only` rootfs are refused with dockerd's
+//! messages.
 //! As in dockerd, the last component of a path that is read is not followed (a symlink is
 //! reported and archived as a symlink), while an extraction point is fully resolved.
 //!
@@ -15,7 +21,8 @@
 //! `noOverwriteDirNonDir` and `copyUIDGID` honoured).
 
 use std::io::{Read, Write};
-use std::os::unix::fs::MetadataExt;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -28,7 +35,7 @@ use futures_util::StreamExt;
 
 use super::containers::{lookup, ChannelWriter};
 use super::store::ContainerRecord;
-use super::{blocking, Inner};
+use super::Inner;
 
 fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError::Internal(e.to_string())
@@ -267,41 +274,205 @@ fn stat_at(root: &Path, path: &str, c: &ContainerRecord) -> ApiResult<(PathBuf, 
     Ok((host, stat))
 }
 
+/// Mounts the container's volumes and bind mounts at their destinations in `root` (its
+/// rootfs), in a private mount namespace the calling thread enters first: dockerd's
+/// container filesystem view. `docker cp` then reads and writes a volume's or a bind's
+/// source for paths under its destination, for running and stopped containers alike.
+///
+/// The calling thread must be a fresh one that ends after the copy: the namespace, and every
+/// mount made here, goes away with it (nothing to undo, nothing seen by the host or the
+/// container). tmpfs mounts are not in the view (as in dockerd: a tmpfs lives only in the
+/// container's own namespace).
+fn enter_view(inner: &Inner, c: &ContainerRecord, root: &Path) -> ApiResult<()> {
+    use nix::mount::{mount, MsFlags};
+    let err = |what: &str, e: nix::Error| internal(format!("cannot {what} for the copy: {e}"));
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_FS | nix::sched::CloneFlags::CLONE_NEWNS)
+        .map_err(|e| err("make a private mount namespace", e))?;
+    // Nothing mounted here may propagate back to the host's mounts.
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_SLAVE,
+        None::<&str>,
+    )
+    .map_err(|e| err("make the view's mounts slaves", e))?;
+    let mut ms: Vec<&super::volumes::MountRecord> =
+        c.mounts.iter().filter(|m| m.kind != "tmpfs").collect();
+    // Parents before what is mounted inside them.
+    ms.sort_by_key(|m| m.destination.split('/').filter(|s| !s.is_empty()).count());
+    for m in ms {
+        if m.kind == "volume" {
+            super::volumes::mount_private(inner, &m.name)?;
+        }
+        let src = Path::new(&m.source);
+        let meta = std::fs::metadata(src).map_err(|e| {
+            internal(format!(
+                "cannot mount {} at {} for the copy: {e}",
+                m.source, m.destination
+            ))
+        })?;
+        // The destination resolved inside the root (the container is frozen or stopped, so
+        // nothing changes it under us), created if the container never ran.
+        let target = join_in(root, &m.destination)?;
+        let made = if meta.is_dir() {
+            std::fs::create_dir_all(&target)
+        } else {
+            target
+                .parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|_| {
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .custom_flags(libc::O_NOFOLLOW)
+                        .open(&target)
+                        .map(drop)
+                })
+        };
+        made.map_err(|e| {
+            internal(format!(
+                "cannot create the mount point {} for the copy: {e}",
+                m.destination
+            ))
+        })?;
+        // Mounted through a descriptor of the resolved inode, not through its path again.
+        let fd = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_NOFOLLOW)
+            .open(&target)
+            .map_err(|e| internal(format!("cannot open {}: {e}", target.display())))?;
+        let via = format!("/proc/thread-self/fd/{}", fd.as_raw_fd());
+        let mut flags = MsFlags::MS_BIND;
+        if !m.non_recursive {
+            flags |= MsFlags::MS_REC;
+        }
+        mount(Some(src), via.as_str(), None::<&str>, flags, None::<&str>)
+            .map_err(|e| err(&format!("mount {} at {}", m.source, m.destination), e))?;
+        drop(fd);
+        if !m.rw {
+            mount(
+                None::<&str>,
+                &target,
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+                None::<&str>,
+            )
+            .map_err(|e| err(&format!("make {} read-only", m.destination), e))?;
+        }
+        mount(
+            None::<&str>,
+            &target,
+            None::<&str>,
+            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .map_err(|e| err(&format!("make {} private", m.destination), e))?;
+    }
+    Ok(())
+}
+
+/// Runs `job` on a new thread in the container's filesystem view ([`enter_view`]), with the
+/// container's rootfs (mounted if needed) or the error that prevented the view. A running
+/// container stays frozen until `job` returns.
+fn in_view(
+    inner: &Arc<Inner>,
+    c: ContainerRecord,
+    job: impl FnOnce(ApiResult<PathBuf>, &ContainerRecord) + Send + 'static,
+) -> ApiResult<()> {
+    let inner = inner.clone();
+    std::thread::Builder::new()
+        .name("berth-cp".into())
+        .spawn(move || {
+            let view = rootfs(&inner, &c).and_then(|root| {
+                let frozen = Frozen::new(&c)?;
+                enter_view(&inner, &c, &root)?;
+                Ok((root, frozen))
+            });
+            match view {
+                Ok((root, _frozen)) => job(Ok(root), &c),
+                Err(e) => job(Err(e), &c),
+            }
+        })
+        .map(drop)
+        .map_err(|e| internal(format!("cannot start a copy thread: {e}")))
+}
+
+/// dockerd's check of an extraction point (a resolved container path): inside a mount, the
+/// mount must be writable; elsewhere the container's rootfs must not be read-only.
+fn check_writable(c: &ContainerRecord, cpath: &str) -> ApiResult<()> {
+    let within = |d: &str| {
+        let d = d.trim_end_matches('/');
+        d.is_empty() || cpath == d || cpath.starts_with(&format!("{d}/"))
+    };
+    let covering = c
+        .mounts
+        .iter()
+        .filter(|m| !m.hidden && within(&m.destination))
+        .max_by_key(|m| m.destination.len());
+    match covering {
+        Some(m) if !m.rw => Err(ApiError::InvalidParameter(
+            "mounted volume is marked read-only".into(),
+        )),
+        None if c.host_config.readonly_rootfs => Err(ApiError::InvalidParameter(
+            "container rootfs is marked read-only".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// `HEAD /containers/{id}/archive`.
 pub async fn stat(inner: &Arc<Inner>, key: &str, path: &str) -> ApiResult<PathStat> {
     let c = lookup(inner, key)?;
-    let (inner, path) = (inner.clone(), path.to_string());
-    blocking(move || {
-        let root = rootfs(&inner, &c)?;
-        let _frozen = Frozen::new(&c)?;
-        stat_at(&root, &path, &c).map(|(_, s)| s)
-    })
-    .await
+    let path = path.to_string();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    in_view(inner, c, move |root, c| {
+        let _ = tx.send(root.and_then(|root| stat_at(&root, &path, c).map(|(_, s)| s)));
+    })?;
+    rx.await
+        .map_err(|_| internal("the copy thread ended early"))?
 }
 
 /// `GET /containers/{id}/archive`.
 pub async fn get(inner: &Arc<Inner>, key: &str, path: &str) -> ApiResult<ContainerArchive> {
     let c = lookup(inner, key)?;
-    let (i2, path) = (inner.clone(), path.to_string());
-    let (host, stat, frozen) = blocking(move || {
-        let root = rootfs(&i2, &c)?;
-        let frozen = Frozen::new(&c)?;
-        let (host, stat) = stat_at(&root, &path, &c)?;
-        Ok((host, stat, frozen))
-    })
-    .await?;
-    let name = if stat.name == "/" {
-        ".".to_string()
-    } else {
-        stat.name.clone()
-    };
-    let content = byte_stream(move |w| {
+    let path = path.to_string();
+    let (stat_tx, stat_rx) = tokio::sync::oneshot::channel();
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    in_view(inner, c, move |root, c| {
+        let (host, stat) = match root.and_then(|root| stat_at(&root, &path, c)) {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = stat_tx.send(Err(e));
+                return;
+            }
+        };
+        let name = if stat.name == "/" {
+            ".".to_string()
+        } else {
+            stat.name.clone()
+        };
+        if stat_tx.send(Ok(stat)).is_err() {
+            return;
+        }
+        // Written here, in the view, while the container stays frozen.
+        let w = ChannelWriter {
+            tx: tx.clone(),
+            buf: Vec::new(),
+        };
         let r = ::image::layer::write_path_tar(&host, name.as_bytes(), w)
             .map_err(|e| format!("cannot archive {}: {e}", host.display()))
-            .and_then(|mut w| w.flush().map(|_| w).map_err(|e| e.to_string()));
-        drop(frozen);
-        r
-    });
+            .and_then(|mut w| w.flush().map_err(|e| e.to_string()));
+        if let Err(e) = r {
+            let _ = tx.blocking_send(Err(ApiError::Internal(e)));
+        }
+    })?;
+    let stat = stat_rx
+        .await
+        .map_err(|_| internal("the copy thread ended early"))??;
+    let content: ByteStream = Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }));
     Ok(ContainerArchive { stat, content })
 }
 
@@ -358,6 +529,9 @@ fn container_user(root: &Path, user: &str) -> ApiResult<(u32, u32)> {
     Ok((uid, gid))
 }
 
+/// How much of a refused upload is read before answering.
+const DRAIN_LIMIT: u64 = 4 << 20;
+
 /// `PUT /containers/{id}/archive`: unpack the tar into the directory `path`.
 pub async fn put(
     inner: &Arc<Inner>,
@@ -367,53 +541,67 @@ pub async fn put(
     content: ByteStream,
 ) -> ApiResult<()> {
     let c = lookup(inner, key)?;
-    if c.host_config.readonly_rootfs {
-        return Err(ApiError::Forbidden(
-            "container rootfs is marked read-only".into(),
-        ));
-    }
     let reader = blocking_reader(content);
-    let (inner, path) = (inner.clone(), path.to_string());
-    blocking(move || {
-        let root = rootfs(&inner, &c)?;
-        let _frozen = Frozen::new(&c)?;
-        let (dir, base) = split(&path);
-        let host = join_in(&root, &format!("{dir}{base}"))?;
-        match std::fs::metadata(&host) {
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => {
-                return Err(ApiError::InvalidParameter(
-                    "extraction point is not a directory".into(),
-                ))
-            }
-            Err(_) => return Err(not_found(&path, &c)),
+    let path = path.to_string();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    in_view(inner, c, move |root, c| {
+        let mut reader = reader;
+        let r = root.and_then(|root| put_at(&root, &path, &opts, &mut reader, c));
+        if r.is_err() {
+            // Refused before the archive was read: take (some of) it anyway, as dockerd's
+            // HTTP server does, so the client sees the answer rather than a broken pipe.
+            let _ = std::io::copy(&mut (&mut reader).take(DRAIN_LIMIT), &mut std::io::sink());
         }
-        let chown = if opts.copy_uid_gid {
-            Some(container_user(&root, &c.config.user)?)
-        } else {
-            None
-        };
-        // Unpacked from the root filesystem itself, the destination resolved by the kernel
-        // inside it (openat2 RESOLVE_IN_ROOT), never through a path a container process
-        // could change since the check above.
-        let rel = format!("{dir}{base}").trim_start_matches('/').to_string();
-        let o = ::image::layer::ApplyOptions {
-            keep_whiteout_files: true,
-            no_overwrite_dir_non_dir: opts.no_overwrite_dir_non_dir,
-            chown,
-            base: Some(PathBuf::from(if rel.is_empty() { "." } else { &rel })),
-            ..Default::default()
-        };
-        ::image::layer::apply_layer(reader, &root, &o).map_err(|e| match e {
-            ::image::layer::LayerError::Overwrite(m) => ApiError::InvalidParameter(m),
-            ::image::layer::LayerError::Breakout { .. } | ::image::layer::LayerError::Tar(_) => {
-                ApiError::InvalidParameter(e.to_string())
-            }
-            e => internal(e),
-        })?;
-        Ok(())
-    })
-    .await
+        let _ = tx.send(r);
+    })?;
+    rx.await
+        .map_err(|_| internal("the copy thread ended early"))?
+}
+
+/// Unpacks `reader` into the directory `path` of the view rooted at `root`.
+fn put_at(
+    root: &Path,
+    path: &str,
+    opts: &ArchivePutOptions,
+    reader: &mut BlockingReader,
+    c: &ContainerRecord,
+) -> ApiResult<()> {
+    let (dir, base) = split(path);
+    let host = join_in(root, &format!("{dir}{base}"))?;
+    match std::fs::metadata(&host) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            return Err(ApiError::InvalidParameter(
+                "extraction point is not a directory".into(),
+            ))
+        }
+        Err(_) => return Err(not_found(path, c)),
+    }
+    check_writable(c, &container_path(root, &host))?;
+    let chown = if opts.copy_uid_gid {
+        Some(container_user(root, &c.config.user)?)
+    } else {
+        None
+    };
+    // Unpacked from the root filesystem itself, the destination resolved by the kernel
+    // inside it (openat2 RESOLVE_IN_ROOT, crossing into the view's volume mounts), never
+    // through a path a container process could change since the check above.
+    let rel = format!("{dir}{base}").trim_start_matches('/').to_string();
+    let o = ::image::layer::ApplyOptions {
+        keep_whiteout_files: true,
+        no_overwrite_dir_non_dir: opts.no_overwrite_dir_non_dir,
+        chown,
+        base: Some(PathBuf::from(if rel.is_empty() { "." } else { &rel })),
+        ..Default::default()
+    };
+    ::image::layer::apply_layer(reader, root, &o).map_err(|e| match e {
+        ::image::layer::LayerError::Overwrite(m) => ApiError::InvalidParameter(m),
+        ::image::layer::LayerError::Breakout { .. } | ::image::layer::LayerError::Tar(_) => {
+            ApiError::InvalidParameter(e.to_string())
+        }
+        e => internal(e),
+    })?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -6,7 +6,10 @@
 //! start), a veth pair per network, published ports (host port reservation + DNAT), the
 //! embedded DNS server at 127.0.0.11 on user-defined networks, and the container's
 //! /etc/hosts and /etc/resolv.conf. Everything is undone when the container stops, and at
-//! daemon start for containers that are gone (crash recovery).
+//! daemon start for containers that are gone (crash recovery). A network made with `--ipv6`
+//! also has an IPv6 subnet (given or a random unique local /64): its bridge and containers
+//! get IPv6 addresses, a default route and AAAA answers; berth turns no IPv6 forwarding on
+//! and has no IPv6 NAT or published ports.
 //!
 //! Coexistence: berth only ever deletes links it recorded (its bridges and veths) and only
 //! writes its own nftables table. A daemon whose exec root is not the default one is an
@@ -15,11 +18,11 @@
 //! `berth_<bridge>`), so test daemons run side by side. The default bridge link exists while containers use it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use ::network::ipam::{AddressSpace, Ipv4Net, Pool};
+use ::network::ipam::{AddressSpace, AddressSpace6, Ipv4Net, Ipv6Net, Pool};
 use ::network::ports::{Proto, Reservation};
 use api::backend::ApiResult;
 use api::types::*;
@@ -74,6 +77,10 @@ pub(crate) struct NetworkRecord {
     pub bridge: String,
     /// Addresses in use.
     pub space: AddressSpace,
+    /// IPv6 (`--ipv6`): the subnet, the bridge's address, the addresses in use.
+    pub subnet6: Option<Ipv6Net>,
+    pub gateway6: Option<Ipv6Addr>,
+    pub space6: AddressSpace6,
 }
 
 impl NetworkRecord {
@@ -99,6 +106,10 @@ pub(crate) struct EndpointRecord {
     pub mac: String,
     pub host_if: String,
     pub ifname: String,
+    /// `--ip6`.
+    pub requested_ip6: Option<Ipv6Addr>,
+    /// Set while running on an IPv6 network.
+    pub ip6: Option<Ipv6Addr>,
 }
 
 /// A published port while the container runs.
@@ -439,6 +450,7 @@ impl Networks {
                     name: n.bridge.clone(),
                     subnet: s,
                     internal: n.internal,
+                    subnet6: n.subnet6,
                 });
             }
         }
@@ -671,6 +683,27 @@ fn endpoint_from(n: &NetworkRecord, es: Option<&EndpointSettings>) -> ApiResult<
         }
         ep.requested_ip = Some(a);
     }
+    if let Some(ip) = es
+        .ipam_config
+        .as_ref()
+        .map(|c| c.ipv6_address.clone())
+        .filter(|s| !s.is_empty())
+    {
+        let a: Ipv6Addr = ip
+            .parse()
+            .map_err(|_| ApiError::InvalidParameter(format!("invalid IPv6 address: {ip}")))?;
+        if n.is_default_bridge() {
+            return Err(ApiError::InvalidParameter(
+                "user specified IP address is supported only when connecting to networks with user configured subnets".into(),
+            ));
+        }
+        if !n.subnet6.is_some_and(|s6| s6.contains(a)) {
+            return Err(ApiError::InvalidParameter(format!(
+                "invalid endpoint settings:\nno configured subnet contains IP address {a}"
+            )));
+        }
+        ep.requested_ip6 = Some(a);
+    }
     if !es.mac_address.is_empty() {
         if ::network::netlink::parse_mac(&es.mac_address).is_none() {
             return Err(ApiError::InvalidParameter(format!(
@@ -769,7 +802,7 @@ pub(crate) fn setup(inner: &Arc<Inner>, c: &ContainerRecord) -> ApiResult<()> {
     let dir = crate::bundle::dir(&inner.opts.data_root, &c.id);
     match mode {
         "none" => {
-            write_etc(inner, c, None, false);
+            write_etc(inner, c, &[], false);
             return Ok(());
         }
         "host" => {
@@ -924,12 +957,12 @@ fn setup_bridge(inner: &Arc<Inner>, c: &ContainerRecord) -> ApiResult<()> {
             .get(&e.network_id)
             .is_some_and(|n| !n.is_default_bridge())
     });
-    let primary = cn.endpoints.first().and_then(|e| e.ip);
+    let addrs: Vec<IpAddr> = cn.endpoints.iter().flat_map(etc_addrs).collect();
     drop(st);
     if user_net {
         start_dns(inner, &c.id)?;
     }
-    write_etc(inner, c, primary, user_net);
+    write_etc(inner, c, &addrs, user_net);
     Ok(())
 }
 
@@ -993,6 +1026,9 @@ fn ensure_link(inner: &Inner, st: &mut State, net_id: &str) -> ApiResult<()> {
         return Err(internal(format!("network {} has no subnet", n.name)));
     };
     ::network::setup::ensure_bridge(&n.bridge, gw, s.prefix).map_err(internal)?;
+    if let (Some(s6), Some(gw6)) = (n.subnet6, n.gateway6) {
+        ::network::setup::bridge_address6(&n.bridge, gw6, s6.prefix).map_err(internal)?;
+    }
     let n = n.clone();
     save_net(inner, &n)
 }
@@ -1038,6 +1074,30 @@ fn attach_endpoint(
             .allocate_in(&subnet, n.ip_range.as_ref(), id)
             .map_err(|e| ApiError::Forbidden(e.to_string()))?,
     };
+    let ip6 = match n.subnet6 {
+        None => None,
+        Some(s6) => Some(match ep.requested_ip6 {
+            Some(a) => {
+                if let Err(e) = n.space6.reserve(&s6, a, id) {
+                    n.space.release(ip, id);
+                    return Err(match e {
+                        ::network::ipam::Error::InUse6(_) => {
+                            ApiError::Forbidden("Address already in use".into())
+                        }
+                        e => ApiError::InvalidParameter(e.to_string()),
+                    });
+                }
+                a
+            }
+            None => match n.space6.allocate(&s6, id) {
+                Ok(a) => a,
+                Err(e) => {
+                    n.space.release(ip, id);
+                    return Err(ApiError::Forbidden(e.to_string()));
+                }
+            },
+        }),
+    };
     let n2 = n.clone();
     save_net(inner, &n2)?;
     let mac = ::network::netlink::parse_mac(&ep.requested_mac)
@@ -1052,6 +1112,7 @@ fn attach_endpoint(
     };
     // Record before making the link, so a crash in between is cleaned up at restart.
     ep.ip = Some(ip);
+    ep.ip6 = ip6;
     ep.host_if = host_if.clone();
     ep.ifname = ifname.clone();
     ep.mac = ::network::netlink::mac_string(&mac);
@@ -1073,6 +1134,8 @@ fn attach_endpoint(
             prefix: subnet.prefix,
             mac,
             default_gateway,
+            ip6: ip6.zip(n2.subnet6).map(|(a, s6)| (a, s6.prefix)),
+            default_gateway6: n2.gateway6.filter(|_| default_gateway.is_some()),
         },
     )
     .map_err(internal)?;
@@ -1119,6 +1182,14 @@ fn release_endpoint(inner: &Inner, st: &mut State, id: &str, ep: &mut EndpointRe
     if !ep.host_if.is_empty() {
         let _ = ::network::setup::delete_link(&ep.host_if);
         ep.host_if.clear();
+        changed = true;
+    }
+    if ep.ip6.take().is_some() {
+        if let Some(n) = st.nets.get_mut(&ep.network_id) {
+            n.space6.release_owner(id);
+            let n = n.clone();
+            let _ = save_net(inner, &n);
+        }
         changed = true;
     }
     if let Some(ip) = ep.ip.take() {
@@ -1206,13 +1277,26 @@ fn sweep_addresses(inner: &Inner, st: &mut State) {
                 .filter_map(move |e| e.ip.map(|ip| (id.clone(), e.network_id.clone(), ip)))
         })
         .collect();
+    let held6: BTreeSet<(String, String, Ipv6Addr)> = st
+        .cons
+        .iter()
+        .flat_map(|(id, c)| {
+            c.endpoints
+                .iter()
+                .filter_map(move |e| e.ip6.map(|ip| (id.clone(), e.network_id.clone(), ip)))
+        })
+        .collect();
     for n in st.nets.values_mut() {
         let before = n.space.allocated.len();
         let nid = n.id.clone();
         n.space.allocated.retain(|ip, owner| {
             owner == "gateway" || held.contains(&(owner.clone(), nid.clone(), *ip))
         });
-        if n.space.allocated.len() != before {
+        let before6 = n.space6.allocated.len();
+        n.space6.allocated.retain(|ip, owner| {
+            owner == "gateway" || held6.contains(&(owner.clone(), nid.clone(), *ip))
+        });
+        if n.space.allocated.len() != before || n.space6.allocated.len() != before6 {
             let n = n.clone();
             let _ = save_net(inner, &n);
         }
@@ -1266,7 +1350,7 @@ fn start_dns(inner: &Arc<Inner>, id: &str) -> ApiResult<()> {
     let socks = ::network::dns::bind_in(&inner.networks.netns_path(id)).map_err(internal)?;
     let weak = Arc::downgrade(inner);
     let me = id.to_string();
-    let resolver = move |name: &str| -> Option<Vec<Ipv4Addr>> {
+    let resolver = move |name: &str| -> Option<Vec<IpAddr>> {
         let inner = weak.upgrade()?;
         resolve(&inner, &me, name)
     };
@@ -1284,9 +1368,9 @@ fn start_dns(inner: &Arc<Inner>, id: &str) -> ApiResult<()> {
 
 /// Addresses of `name` as container `me` sees it: containers sharing a user-defined network
 /// with `me`, by name, short or full ID, or network alias.
-fn resolve(inner: &Inner, me: &str, name: &str) -> Option<Vec<Ipv4Addr>> {
+fn resolve(inner: &Inner, me: &str, name: &str) -> Option<Vec<IpAddr>> {
     let name = name.trim_end_matches('.');
-    let cands: Vec<(String, Ipv4Addr, Vec<String>, String)> = {
+    let cands: Vec<(String, Vec<IpAddr>, Vec<String>, String)> = {
         let st = inner.networks.st.lock().ok()?;
         let mine: BTreeSet<&str> = st
             .cons
@@ -1310,7 +1394,9 @@ fn resolve(inner: &Inner, me: &str, name: &str) -> Option<Vec<Ipv4Addr>> {
                         .get(&e.network_id)
                         .map(|n| n.name.to_ascii_lowercase())
                         .unwrap_or_default();
-                    v.push((cid.clone(), ip, e.aliases.clone(), net));
+                    let mut ips = vec![IpAddr::V4(ip)];
+                    ips.extend(e.ip6.map(IpAddr::V6));
+                    v.push((cid.clone(), ips, e.aliases.clone(), net));
                 }
             }
         }
@@ -1334,7 +1420,7 @@ fn resolve(inner: &Inner, me: &str, name: &str) -> Option<Vec<Ipv4Addr>> {
             .collect()
     };
     let mut out = Vec::new();
-    for (id, ip, aliases, net) in cands {
+    for (id, ips, aliases, net) in cands {
         // `web` or, qualified by the network, `web.mynet`.
         let bare = name
             .strip_suffix(net.as_str())
@@ -1345,8 +1431,12 @@ fn resolve(inner: &Inner, me: &str, name: &str) -> Option<Vec<Ipv4Addr>> {
                 || names.get(&id).is_some_and(|(n, _)| n == name)
                 || aliases.iter().any(|a| a.eq_ignore_ascii_case(name))
         });
-        if hit && !out.contains(&ip) {
-            out.push(ip);
+        if hit {
+            for ip in ips {
+                if !out.contains(&ip) {
+                    out.push(ip);
+                }
+            }
         }
     }
     if out.is_empty() {
@@ -1450,21 +1540,87 @@ fn extra_hosts(inner: &Inner, hc: &HostConfig) -> String {
     out
 }
 
-/// Writes the container's /etc/hosts and /etc/resolv.conf (in place: they are bind mounts).
-fn write_etc(inner: &Inner, c: &ContainerRecord, ip: Option<Ipv4Addr>, embedded: bool) {
-    let dir = crate::bundle::dir(&inner.opts.data_root, &c.id);
-    let host = if c.config.hostname.is_empty() {
+/// The name the container's /etc/hosts gives its own addresses.
+fn etc_hostname(c: &ContainerRecord) -> String {
+    if c.config.hostname.is_empty() {
         c.id[..12].to_string()
     } else {
         c.config.hostname.clone()
+    }
+}
+
+/// After a running container joined a network (dockerd's `populateNetworkResources`): its
+/// /etc/hosts gains a line for the new address, and when the network is a user-defined one
+/// (the embedded DNS server now answers in the container) its /etc/resolv.conf is rewritten
+/// to point at 127.0.0.11, unless the user changed the file since berth wrote it.
+fn joined_etc(inner: &Inner, c: &ContainerRecord, addrs: &[IpAddr], user_net: bool) {
+    let dir = crate::bundle::dir(&inner.opts.data_root, &c.id);
+    let path = dir.join("hosts");
+    if let Ok(mut h) = std::fs::read_to_string(&path) {
+        let before = h.len();
+        for ip in addrs {
+            let line = format!("{ip}\t{}\n", etc_hostname(c));
+            if !h.contains(&line) {
+                if !h.is_empty() && !h.ends_with('\n') {
+                    h.push('\n');
+                }
+                h.push_str(&line);
+            }
+        }
+        if h.len() != before {
+            let _ = std::fs::write(&path, h);
+        }
+    }
+    if user_net {
+        let path = dir.join("resolv.conf");
+        let legacy = resolv_conf(&c.host_config, false);
+        if std::fs::read_to_string(&path).is_ok_and(|t| t == legacy) {
+            let _ = std::fs::write(&path, resolv_conf(&c.host_config, true));
+        }
+    }
+}
+
+/// After a running container left a network: the address's /etc/hosts line goes (dockerd's
+/// `deleteHostsEntries`); resolv.conf stays as it is.
+fn left_etc(inner: &Inner, c: &ContainerRecord, addrs: &[IpAddr]) {
+    let path = crate::bundle::dir(&inner.opts.data_root, &c.id).join("hosts");
+    let Ok(h) = std::fs::read_to_string(&path) else {
+        return;
     };
+    let gone: Vec<String> = addrs
+        .iter()
+        .map(|ip| format!("{ip}\t{}", etc_hostname(c)))
+        .collect();
+    let kept: Vec<&str> = h.lines().filter(|l| !gone.iter().any(|g| g == l)).collect();
+    if kept.len() != h.lines().count() {
+        let mut out = kept.join("\n");
+        out.push('\n');
+        let _ = std::fs::write(&path, out);
+    }
+}
+
+/// An endpoint's addresses for /etc/hosts: IPv4, then IPv6.
+fn etc_addrs(e: &EndpointRecord) -> Vec<IpAddr> {
+    e.ip.map(IpAddr::V4)
+        .into_iter()
+        .chain(e.ip6.map(IpAddr::V6))
+        .collect()
+}
+
+/// Writes the container's /etc/hosts (a line for each of its addresses, as dockerd) and
+/// /etc/resolv.conf (in place: they are bind mounts).
+fn write_etc(inner: &Inner, c: &ContainerRecord, addrs: &[IpAddr], embedded: bool) {
+    let dir = crate::bundle::dir(&inner.opts.data_root, &c.id);
+    let host = etc_hostname(c);
     let mut hosts = String::from(
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
     );
     hosts.push_str(&extra_hosts(inner, &c.host_config));
-    match ip {
-        Some(ip) => hosts.push_str(&format!("{ip}\t{host}\n")),
-        None => hosts.push_str(&format!("127.0.0.1\t{host}\n")),
+    for ip in addrs {
+        hosts.push_str(&format!("{ip}\t{host}\n"));
+    }
+    if addrs.is_empty() {
+        hosts.push_str(&format!("127.0.0.1\t{host}\n"));
     }
     let _ = std::fs::write(dir.join("hosts"), hosts);
     let _ = std::fs::write(
@@ -1546,9 +1702,12 @@ pub(crate) fn settings(inner: &Inner, c: &ContainerRecord) -> NetworkSettings {
             } else {
                 Some(ep.aliases.clone())
             },
-            ipam_config: ep.requested_ip.map(|a| EndpointIpamConfig {
-                ipv4_address: a.to_string(),
-                ..Default::default()
+            ipam_config: (ep.requested_ip.is_some() || ep.requested_ip6.is_some()).then(|| {
+                EndpointIpamConfig {
+                    ipv4_address: ep.requested_ip.map(|a| a.to_string()).unwrap_or_default(),
+                    ipv6_address: ep.requested_ip6.map(|a| a.to_string()).unwrap_or_default(),
+                    ..Default::default()
+                }
             }),
             ..Default::default()
         };
@@ -1558,6 +1717,11 @@ pub(crate) fn settings(inner: &Inner, c: &ContainerRecord) -> NetworkSettings {
             es.ip_prefix_len = n.subnet.map(|s| s.prefix as i64).unwrap_or(0);
             es.gateway = n.gateway.map(|g| g.to_string()).unwrap_or_default();
             es.mac_address = ep.mac.clone();
+            if let (Some(a), Some(s6)) = (ep.ip6, n.subnet6) {
+                es.global_ipv6_address = a.to_string();
+                es.global_ipv6_prefix_len = s6.prefix as i64;
+                es.ipv6_gateway = n.gateway6.map(|g| g.to_string()).unwrap_or_default();
+            }
             if n.is_default_bridge() {
                 top.insert("EndpointID".into(), serde_json::json!(es.endpoint_id));
                 top.insert("Gateway".into(), serde_json::json!(es.gateway));
@@ -1629,6 +1793,14 @@ fn view(st: &State, n: &NetworkRecord, with_containers: bool, inner: &Inner) -> 
         }
         cfg.push(m);
     }
+    if let Some(s6) = n.subnet6 {
+        let mut m = BTreeMap::new();
+        m.insert("Subnet".to_string(), serde_json::json!(s6.to_string()));
+        if let Some(g) = n.gateway6 {
+            m.insert("Gateway".to_string(), serde_json::json!(g.to_string()));
+        }
+        cfg.push(m);
+    }
     let mut containers = BTreeMap::new();
     if with_containers {
         let names = inner.containers.lock().ok();
@@ -1649,7 +1821,7 @@ fn view(st: &State, n: &NetworkRecord, with_containers: bool, inner: &Inner) -> 
                         "EndpointID": e.endpoint_id,
                         "MacAddress": e.mac,
                         "IPv4Address": format!("{ip}/{}", n.subnet.map(|s| s.prefix).unwrap_or(32)),
-                        "IPv6Address": "",
+                        "IPv6Address": e.ip6.zip(n.subnet6).map(|(a, s6)| format!("{a}/{}", s6.prefix)).unwrap_or_default(),
                     }),
                 );
             }
@@ -1665,7 +1837,7 @@ fn view(st: &State, n: &NetworkRecord, with_containers: bool, inner: &Inner) -> 
         scope: "local".into(),
         driver: n.driver.clone(),
         enable_ipv4: true,
-        enable_ipv6: false,
+        enable_ipv6: n.subnet6.is_some(),
         ipam: Ipam {
             driver: "default".into(),
             config: Some(cfg),
@@ -1755,23 +1927,61 @@ fn create_blocking(inner: &Inner, req: NetworkCreateRequest) -> ApiResult<Networ
         }
         d => return Err(ApiError::NotFound(format!("plugin \"{d}\" not found"))),
     }
-    if req.enable_ipv6 == Some(true) {
-        return Err(ApiError::InvalidParameter(
-            "IPv6 networks are not supported by berth yet".into(),
-        ));
-    }
-    let pools = req
+    let enable_ipv6 = req.enable_ipv6 == Some(true);
+    let s = |m: &BTreeMap<String, serde_json::Value>, k: &str| {
+        m.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string()
+    };
+    // IPv6 entries (a subnet or gateway with a colon) are used with --ipv6 and, as dockerd
+    // does, ignored without it.
+    let (pools6, pools): (Vec<_>, Vec<_>) = req
         .ipam
         .as_ref()
         .and_then(|i| i.config.clone())
-        .unwrap_or_default();
+        .unwrap_or_default()
+        .into_iter()
+        .partition(|m| s(m, "Subnet").contains(':') || s(m, "Gateway").contains(':'));
     if pools.len() > 1 {
         return Err(ApiError::InvalidParameter(
             "berth supports one IPv4 subnet per network".into(),
         ));
     }
-    let s = |m: &BTreeMap<String, serde_json::Value>, k: &str| {
-        m.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string()
+    if pools6.len() > 1 && enable_ipv6 {
+        return Err(ApiError::InvalidParameter(
+            "berth supports one IPv6 subnet per network".into(),
+        ));
+    }
+    let (subnet6_s, gw6_s, range6_s) = pools6
+        .first()
+        .filter(|_| enable_ipv6)
+        .map(|m| (s(m, "Subnet"), s(m, "Gateway"), s(m, "IPRange")))
+        .unwrap_or_default();
+    if !range6_s.is_empty() {
+        return Err(ApiError::InvalidParameter(
+            "berth does not support an ip-range in an IPv6 subnet".into(),
+        ));
+    }
+    let user_subnet6 = if subnet6_s.is_empty() {
+        None
+    } else {
+        Some(subnet6_s.parse::<Ipv6Net>().map_err(|_| {
+            ApiError::InvalidParameter(format!(
+                "invalid network config:\ninvalid subnet {subnet6_s}: invalid CIDR address: {subnet6_s}"
+            ))
+        })?)
+    };
+    if user_subnet6.is_none() && !gw6_s.is_empty() {
+        return Err(ApiError::InvalidParameter(
+            "invalid network config:\ngateway specified without a subnet".into(),
+        ));
+    }
+    let gateway6 = if gw6_s.is_empty() {
+        None
+    } else {
+        Some(gw6_s.parse::<Ipv6Addr>().map_err(|_| {
+            ApiError::InvalidParameter(format!(
+                "invalid network config:\ninvalid gateway address {gw6_s}"
+            ))
+        })?)
     };
     let (subnet_s, gw_s, range_s) = pools
         .first()
@@ -1849,6 +2059,40 @@ fn create_blocking(inner: &Inner, req: NetworkCreateRequest) -> ApiResult<Networ
         }
         Some(r)
     };
+    let (subnet6, gateway6, space6) = if enable_ipv6 {
+        let others6: Vec<Ipv6Net> = st.nets.values().filter_map(|n| n.subnet6).collect();
+        let s6 = match user_subnet6 {
+            Some(s6) => {
+                if others6.iter().any(|o| o.overlaps(&s6)) {
+                    return Err(ApiError::Forbidden(
+                        "invalid pool request: Pool overlaps with other one on this address space"
+                            .into(),
+                    ));
+                }
+                if s6.prefix > 126 {
+                    return Err(ApiError::InvalidParameter(format!(
+                        "invalid network config:\nsubnet {s6} is too small"
+                    )));
+                }
+                s6
+            }
+            // A random unique local /64, as dockerd picks without a subnet.
+            None => (0..16)
+                .map(|_| Ipv6Net::random_ula())
+                .find(|c| !others6.iter().any(|o| o.overlaps(c)))
+                .ok_or_else(|| internal("cannot pick a free IPv6 subnet"))?,
+        };
+        let gw6 = gateway6.unwrap_or_else(|| s6.first_host());
+        let mut sp = AddressSpace6::default();
+        sp.reserve(&s6, gw6, "gateway").map_err(|_| {
+            ApiError::InvalidParameter(format!(
+                "invalid network config:\nno matching subnet for gateway {gw6}"
+            ))
+        })?;
+        (Some(s6), Some(gw6), sp)
+    } else {
+        (None, None, AddressSpace6::default())
+    };
     let gw = gateway.unwrap_or_else(|| subnet.first_host());
     let mut space = AddressSpace::default();
     space.reserve(&subnet, gw, "gateway").map_err(|_| {
@@ -1887,8 +2131,17 @@ fn create_blocking(inner: &Inner, req: NetworkCreateRequest) -> ApiResult<Networ
         options: opts,
         bridge: bridge.clone(),
         space,
+        subnet6,
+        gateway6,
+        space6,
     };
     ::network::setup::ensure_bridge(&bridge, gw, subnet.prefix).map_err(internal)?;
+    if let (Some(s6), Some(gw6)) = (subnet6, gateway6) {
+        if let Err(e) = ::network::setup::bridge_address6(&bridge, gw6, s6.prefix) {
+            let _ = ::network::setup::delete_link(&bridge);
+            return Err(internal(e));
+        }
+    }
     st.nets.insert(id.clone(), rec.clone());
     let r = save_net(inner, &rec).and_then(|_| nw.sync_rules(&st));
     if let Err(e) = r {
@@ -2020,9 +2273,11 @@ pub(crate) async fn connect(
                     save_con_with_id(&i2, &c.id, &cn)?;
                     i2.networks.sync_rules(&st)?;
                     drop(st);
-                    if !n.is_default_bridge() {
+                    let user_net = !n.is_default_bridge();
+                    if user_net {
                         start_dns(&i2, &c.id)?;
                     }
+                    joined_etc(&i2, &c, &etc_addrs(&cn.endpoints[index]), user_net);
                 }
                 Err(e) => {
                     let mut ep = cn.endpoints.remove(index);
@@ -2057,9 +2312,13 @@ pub(crate) async fn disconnect(
             )));
         };
         let mut ep = cn.endpoints.remove(pos);
+        let left = etc_addrs(&ep);
         release_endpoint(&i2, &mut st, &c.id, &mut ep);
         st.cons.insert(c.id.clone(), cn.clone());
         save_con_with_id(&i2, &c.id, &cn)?;
+        if running(&c) {
+            left_etc(&i2, &c, &left);
+        }
         drop_idle_default_bridge(&i2, &st);
         i2.networks.sync_rules(&st)?;
         Ok(())

@@ -1037,9 +1037,6 @@ pub fn prepare(
                 ))
             })?;
         }
-        if m.kind == "bind" {
-            check_propagation(&m.source, &m.propagation).map_err(bad)?;
-        }
     }
 
     // Volumes: get or create, under the lock, all or nothing.
@@ -1568,6 +1565,19 @@ fn mount_volume(data: &Path, v: &VolumeRecord) -> ApiResult<()> {
 
 /// Before a container's runtime create: mounts its `-o`-mounted volumes not yet mounted.
 pub fn activate(inner: &Inner, c: &ContainerRecord) -> ApiResult<()> {
+    // Shared and slave propagation are checked at start, as dockerd does when it makes the
+    // spec (a host mount can change between create and start): a server error, the container
+    // stays created. A slave bind of (or over) the data root falls back quietly, as there.
+    for m in c.mounts.iter().filter(|m| m.kind == "bind") {
+        if let Err(e) = check_propagation(&m.source, &m.propagation) {
+            let src = Path::new(&m.source);
+            let root = inner.opts.data_root.as_path();
+            let slave = matches!(m.propagation.as_str(), "slave" | "rslave");
+            if !(slave && (src.starts_with(root) || root.starts_with(src))) {
+                return Err(ApiError::Internal(e));
+            }
+        }
+    }
     let vs = &inner.volumes;
     let mut st = vs.state.lock().map_err(|_| poisoned())?;
     for m in c.mounts.iter().filter(|m| m.kind == "volume") {
@@ -1609,6 +1619,29 @@ pub fn activate(inner: &Inner, c: &ContainerRecord) -> ApiResult<()> {
         st.started.insert(c.id.clone(), names);
     }
     Ok(())
+}
+
+/// For a private mount namespace the calling thread has just entered (`docker cp`'s view
+/// of a container): mounts volume `name`'s `-o type/device/o` at its `_data` if it needs one
+/// that is not there (the container is stopped). The mount goes with the namespace.
+pub(crate) fn mount_private(inner: &Inner, name: &str) -> ApiResult<()> {
+    let v = {
+        let st = inner.volumes.state.lock().map_err(|_| poisoned())?;
+        match st.vols.get(name) {
+            Some(v) => v.clone(),
+            None => return Err(ApiError::NotFound(format!("get {name}: no such volume"))),
+        }
+    };
+    if !v.needs_mount() {
+        return Ok(());
+    }
+    let data = inner.volumes.data(name);
+    // Right after the unshare the thread's mount table is still a copy of the daemon's.
+    if is_mounted(&data) {
+        return Ok(());
+    }
+    std::fs::create_dir_all(&data).map_err(internal)?;
+    mount_volume(&data, &v)
 }
 
 /// After a container stopped (or failed to start): unmounts the `-o`-mounted volumes no
