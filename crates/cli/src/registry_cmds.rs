@@ -166,13 +166,13 @@ pub fn push(data_root: &std::path::Path, name: &str, quiet: bool) -> Result<i32>
     Ok(0)
 }
 
-pub fn login(
-    server: Option<&str>,
+/// The user name and password of a `login`: from the flags, stdin (`--password-stdin`) or
+/// the terminal, as docker reads them.
+fn login_credentials(
     username: Option<String>,
     password: Option<String>,
     password_stdin: bool,
-) -> Result<i32> {
-    let server = server.unwrap_or("docker.io");
+) -> Result<(String, String)> {
     let username = match username {
         Some(u) => u,
         None => {
@@ -200,11 +200,66 @@ pub fn login(
         std::io::stdin().read_line(&mut p)?;
         p.trim_end_matches(['\n', '\r']).to_string()
     };
+    Ok((username, password))
+}
+
+/// `login` in `--data-root` mode: checks the credentials in-process and stores them.
+pub fn login(
+    server: Option<&str>,
+    username: Option<String>,
+    password: Option<String>,
+    password_stdin: bool,
+) -> Result<i32> {
+    let server = server.unwrap_or("docker.io");
+    let (username, password) = login_credentials(username, password, password_stdin)?;
     let client = client()?;
     let rt = runtime()?;
     rt.block_on(client.login(server, &username, &password))
         .map_err(|e| anyhow!("Error response from daemon: {e}"))?;
     println!("Login Succeeded");
+    Ok(0)
+}
+
+/// `login` as docker does it: the daemon checks the credentials (`POST /auth`); when they
+/// are accepted they are stored in the CLI's config.json (docker's format, under
+/// `$BERTH_CONFIG`, else `~/.berth`). When no daemon can be reached the check is made
+/// in-process, as docker falls back to a client-side login.
+pub fn login_via_daemon(
+    host: Option<&str>,
+    server: Option<&str>,
+    username: Option<String>,
+    password: Option<String>,
+    password_stdin: bool,
+) -> Result<i32> {
+    let server = server.unwrap_or("docker.io");
+    let (username, password) = login_credentials(username, password, password_stdin)?;
+    let conn = match crate::daemon::connect(host) {
+        Ok(c) => c,
+        Err(_) => return login(Some(server), Some(username), Some(password), false),
+    };
+    let auth = api::types::AuthConfig {
+        username: username.clone(),
+        password: password.clone(),
+        serveraddress: server.to_string(),
+        ..Default::default()
+    };
+    let answer = match conn.block_on(conn.client.auth(&auth)) {
+        Ok(a) => a,
+        Err(api::client::ClientError::Connect { .. }) => {
+            return login(Some(server), Some(username), Some(password), false)
+        }
+        Err(e) => return Ok(crate::containers::fail(crate::daemon::message(&e), 1)),
+    };
+    let store = registry::credentials::CredentialStore::default_paths();
+    store
+        .store(server, &registry::Credentials::new(username, password))
+        .map_err(|e| anyhow!("Error saving credentials: {e}"))?;
+    let status = if answer.status.is_empty() {
+        "Login Succeeded".to_string()
+    } else {
+        answer.status
+    };
+    println!("{status}");
     Ok(0)
 }
 

@@ -70,6 +70,14 @@ pub enum Error {
         /// The registry's explanation.
         detail: String,
     },
+    /// Login refused by a registry asking for basic credentials (dockerd's wording).
+    #[error("login attempt to {url} failed with status: {status}")]
+    LoginRejected {
+        /// The `/v2/` URL asked.
+        url: String,
+        /// The HTTP status with its reason (`401 Unauthorized`).
+        status: String,
+    },
     /// The tag or digest does not exist in the repository.
     #[error("manifest for {reference} not found: {detail}")]
     ManifestNotFound {

@@ -313,7 +313,11 @@ async fn htpasswd_registry_requires_login() {
     assert!(dst.list().unwrap().is_empty());
 
     let err = c.login(&addr, USER, "wrong").await.unwrap_err();
-    assert!(matches!(err, Error::LoginFailed { .. }), "{err:?}");
+    assert!(matches!(err, Error::LoginRejected { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        format!("login attempt to http://{addr}/v2/ failed with status: 401 Unauthorized")
+    );
     assert!(!t.path().join("auth.json").exists());
 
     c.login(&addr, USER, PASSWORD).await.unwrap();

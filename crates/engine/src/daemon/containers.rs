@@ -1091,26 +1091,40 @@ pub async fn remove(inner: &Arc<Inner>, key: &str, opts: ContainerRemoveOptions)
     Ok(())
 }
 
-/// `POST /containers/{id}/rename`.
+/// `POST /containers/{id}/rename`: the name is checked and the renamed record stored in the
+/// database under the one lock that create also takes to reserve names, so of two renames
+/// (or a rename and a create) to one name exactly one wins; the others get dockerd's 409.
 pub fn rename(inner: &Arc<Inner>, key: &str, new_name: &str) -> ApiResult<()> {
     let c = lookup(inner, key)?;
     let n = new_name.strip_prefix('/').unwrap_or(new_name).to_string();
-    {
-        let m = inner.containers.lock().map_err(|_| poisoned())?;
+    if n.is_empty() {
+        return Err(ApiError::InvalidParameter(
+            "Neither old nor new names may be empty".into(),
+        ));
+    }
+    if c.name == n {
+        return Err(ApiError::InvalidParameter(
+            "Renaming a container with the same name as its current name".into(),
+        ));
+    }
+    let old = {
+        let mut m = inner.containers.lock().map_err(|_| poisoned())?;
         if let Some(o) = m.values().find(|o| o.name == n && o.id != c.id) {
             return Err(ApiError::Conflict(format!(
-                "Conflict. The container name \"/{n}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
+                "Error when allocating new name: Conflict. The container name \"/{n}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
                 o.id
             )));
         }
-    }
-    update(inner, &c.id, |c| c.name = n)?;
-    publish(
-        inner,
-        &c.id,
-        "rename",
-        &[("oldName", format!("/{}", c.name))],
-    );
+        let rec = m
+            .get_mut(&c.id)
+            .ok_or_else(|| ApiError::no_such_container(key))?;
+        let mut renamed = rec.clone();
+        let old = std::mem::replace(&mut renamed.name, n);
+        inner.store.put(&renamed).map_err(internal)?;
+        *rec = renamed;
+        old
+    };
+    publish(inner, &c.id, "rename", &[("oldName", format!("/{old}"))]);
     Ok(())
 }
 

@@ -440,7 +440,8 @@ pub(crate) async fn rename(s: &Shared, req: &Req, id: &str) -> Result<Resp, ApiE
     }
     if !valid_name(new) {
         return Err(ApiError::InvalidParameter(format!(
-            "Invalid container name ({new}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            "Error when allocating new name: Invalid container name (/{}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
+            new.trim_start_matches('/')
         )));
     }
     s.backend
