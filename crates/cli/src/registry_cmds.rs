@@ -216,6 +216,7 @@ pub fn login(
     let rt = runtime()?;
     rt.block_on(client.login(server, &username, &password))
         .map_err(|e| anyhow!("Error response from daemon: {e}"))?;
+    warn_unencrypted();
     println!("Login Succeeded");
     Ok(0)
 }
@@ -254,6 +255,7 @@ pub fn login_via_daemon(
     store
         .store(server, &registry::Credentials::new(username, password))
         .map_err(|e| anyhow!("Error saving credentials: {e}"))?;
+    warn_unencrypted();
     let status = if answer.status.is_empty() {
         "Login Succeeded".to_string()
     } else {
@@ -263,13 +265,31 @@ pub fn login_via_daemon(
     Ok(0)
 }
 
+/// `logout`: forgets the stored credentials (client-side, as docker's), printing what
+/// docker prints whether or not any were stored.
 pub fn logout(server: Option<&str>) -> Result<i32> {
-    let server = server.unwrap_or("docker.io");
-    let client = client()?;
-    if client.logout(server)? {
-        println!("Removing login credentials for {server}");
-    } else {
-        println!("Not logged in to {server}");
-    }
+    let shown = match server {
+        None => registry::credentials::DOCKER_HUB_CONFIG_KEY.to_string(),
+        Some(s) => s
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap_or(s)
+            .to_string(),
+    };
+    println!("Removing login credentials for {shown}");
+    client()?.logout(server.unwrap_or("docker.io"))?;
     Ok(0)
+}
+
+/// docker's warning after storing credentials in a plain config.json.
+fn warn_unencrypted() {
+    let store = registry::credentials::CredentialStore::default_paths();
+    if let Some(p) = store.write_path() {
+        eprintln!(
+            "\nWARNING! Your credentials are stored unencrypted in '{}'.\nConfigure a credential helper to remove this warning. See\nhttps://docs.docker.com/go/credential-store/\n",
+            p.display()
+        );
+    }
 }
