@@ -237,6 +237,28 @@ fn login_is_checked_by_the_daemon() {
         "Error response from daemon: login attempt to http://{addr}/v2/ failed with status: 401 Unauthorized"
     );
 
+    // Bad flag combinations and no terminal to prompt on: docker's messages, exit 1.
+    for args in [
+        vec!["login", &addr],
+        vec!["login", "-u", HTPASSWD_USER, &addr],
+        vec!["login", "--password-stdin", &addr],
+        vec![
+            "login",
+            "-u",
+            HTPASSWD_USER,
+            "-p",
+            "x",
+            "--password-stdin",
+            &addr,
+        ],
+    ] {
+        let d = sb.docker(&args);
+        let b = berth_with(&sb, &env, false, &args, None);
+        assert_eq!(d.status.code(), Some(1), "{d:?}");
+        assert_eq!(b.status.code(), Some(1), "{b:?}");
+        assert_eq!(text(&b.stderr), text(&d.stderr), "{args:?}");
+    }
+
     // Wrong password: docker's message and exit code, from both CLIs; nothing stored.
     let d = sb.docker_in(
         &["login", "-u", HTPASSWD_USER, "--password-stdin", &addr],
@@ -630,4 +652,62 @@ fn execs_across_a_daemon_restart() {
     assert!(o.status.success());
     let o = sb.docker(&["container", "inspect", "-f", "{{.ExecIDs}}", "live"]);
     assert!(!text(&o.stdout).contains(&exec_id), "{o:?}");
+}
+
+/// A running container renamed on a user network answers to its new name in the embedded
+/// DNS (and in inspect's DNSNames), no longer to the old one, as dockerd updates them.
+#[test]
+fn rename_moves_a_running_containers_dns_name() {
+    let Some(sb) = setup("rename_moves_a_running_containers_dns_name") else {
+        return;
+    };
+    sb.ok(&["network", "create", "gapsnet"]);
+    sb.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "gapsnet",
+        "--name",
+        "ga",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    sb.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "gapsnet",
+        "--name",
+        "gb",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    let ip = sb.ok(&[
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.Networks.gapsnet.IPAddress}}",
+        "ga",
+    ]);
+    sb.ok(&["rename", "ga", "ga2"]);
+    let found = sb.docker(&["exec", "gb", "busybox", "nslookup", "ga2"]);
+    assert!(found.status.success(), "{found:?}");
+    assert!(
+        text(&found.stdout).contains(&format!("Address: {}", ip.trim())),
+        "{found:?}"
+    );
+    assert!(!sb
+        .docker(&["exec", "gb", "busybox", "nslookup", "ga"])
+        .status
+        .success());
+    let names = sb.ok(&[
+        "inspect",
+        "-f",
+        "{{json .NetworkSettings.Networks.gapsnet.DNSNames}}",
+        "ga2",
+    ]);
+    assert!(names.starts_with("[\"ga2\","), "{names}");
+    sb.ok(&["rm", "-f", "ga2", "gb"]);
+    sb.ok(&["network", "rm", "gapsnet"]);
 }

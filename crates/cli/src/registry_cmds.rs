@@ -173,6 +173,16 @@ fn login_credentials(
     password: Option<String>,
     password_stdin: bool,
 ) -> Result<(String, String)> {
+    if password_stdin && password.is_some() {
+        bail!("conflicting options: cannot specify both --password and --password-stdin");
+    }
+    if password_stdin && username.is_none() {
+        bail!("the --password-stdin option requires --username to be set");
+    }
+    let needs_prompt = username.is_none() || (password.is_none() && !password_stdin);
+    if needs_prompt && !std::io::stdin().is_terminal() {
+        bail!("Error: Cannot perform an interactive login from a non TTY device");
+    }
     let username = match username {
         Some(u) => u,
         None => {
