@@ -206,11 +206,31 @@ fn login_credentials(
             bail!("Error: Cannot perform an interactive login from a non TTY device");
         }
         eprint!("Password: ");
-        let mut p = String::new();
-        std::io::stdin().read_line(&mut p)?;
+        let p = read_hidden_line()?;
+        eprintln!();
         p.trim_end_matches(['\n', '\r']).to_string()
     };
     Ok((username, password))
+}
+
+/// Reads one line from the terminal on stdin with echo off (restored afterwards).
+fn read_hidden_line() -> Result<String> {
+    use nix::sys::termios;
+    use std::os::fd::AsFd;
+    let stdin = std::io::stdin();
+    let saved = termios::tcgetattr(stdin.as_fd()).ok();
+    if let Some(t) = &saved {
+        let mut quiet = t.clone();
+        quiet.local_flags.remove(termios::LocalFlags::ECHO);
+        let _ = termios::tcsetattr(stdin.as_fd(), termios::SetArg::TCSANOW, &quiet);
+    }
+    let mut p = String::new();
+    let r = stdin.read_line(&mut p);
+    if let Some(t) = &saved {
+        let _ = termios::tcsetattr(stdin.as_fd(), termios::SetArg::TCSANOW, t);
+    }
+    r.context("reading the password from the terminal")?;
+    Ok(p)
 }
 
 /// `login` in `--data-root` mode: checks the credentials in-process and stores them.

@@ -158,18 +158,6 @@ impl Store {
         Ok(out)
     }
 
-    /// Writes a record.
-    pub fn put(&self, c: &ContainerRecord) -> Result<(), Error> {
-        let text = serde_json::to_string(c).map_err(|e| self.err(e))?;
-        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
-        {
-            let mut t = tx.open_table(CONTAINERS).map_err(|e| self.err(e))?;
-            t.insert(c.id.as_str(), text.as_str())
-                .map_err(|e| self.err(e))?;
-        }
-        tx.commit().map_err(|e| self.err(e))
-    }
-
     /// Writes the record of `id` as `current` gives it while this write transaction holds
     /// the database (`None`: deletes it). Writers that change the in-memory record first and
     /// then call this leave the database with the newest state, whatever order their
@@ -193,16 +181,6 @@ impl Store {
                     t.remove(id).map_err(|e| self.err(e))?;
                 }
             }
-        }
-        tx.commit().map_err(|e| self.err(e))
-    }
-
-    /// Deletes a record.
-    pub fn delete(&self, id: &str) -> Result<(), Error> {
-        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
-        {
-            let mut t = tx.open_table(CONTAINERS).map_err(|e| self.err(e))?;
-            t.remove(id).map_err(|e| self.err(e))?;
         }
         tx.commit().map_err(|e| self.err(e))
     }
@@ -290,17 +268,19 @@ mod tests {
         assert_eq!(all[0].name, "old");
         assert!(!legacy.exists());
         assert!(d.path().join("engine.redb.imported").exists());
-        s.put(&ContainerRecord {
-            id: "b".repeat(64),
-            name: "new".into(),
-            ..Default::default()
+        s.sync(&"b".repeat(64), || {
+            Ok(Some(ContainerRecord {
+                id: "b".repeat(64),
+                name: "new".into(),
+                ..Default::default()
+            }))
         })
         .unwrap();
         drop(s);
         // Reopened on the same database: both records, nothing imported twice.
         let s = Store::open(db, &path, &legacy).unwrap();
         assert_eq!(s.load_all().unwrap().len(), 2);
-        s.delete(&"a".repeat(64)).unwrap();
+        s.sync(&"a".repeat(64), || Ok(None)).unwrap();
         assert_eq!(s.load_all().unwrap().len(), 1);
         // sync writes what the closure reads inside the transaction; None deletes.
         let b = "b".repeat(64);
