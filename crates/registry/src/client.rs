@@ -814,7 +814,13 @@ impl Client {
             )
             .await
             .map(|_| ())
-            .map_err(|f| failed(f.detail)),
+            .map_err(|f| match f.status {
+                Some(401) | Some(403) => Error::LoginTokenRefused {
+                    url: url.to_string(),
+                    detail: f.detail,
+                },
+                _ => failed(f.detail),
+            }),
         }
     }
 

@@ -78,6 +78,15 @@ pub enum Error {
         /// The HTTP status with its reason (`401 Unauthorized`).
         status: String,
     },
+    /// Login refused by a registry's token server (dockerd's wording: the `/v2/` request
+    /// that needed the token, then the token server's error).
+    #[error("Get \"{url}\": {detail}")]
+    LoginTokenRefused {
+        /// The `/v2/` URL asked.
+        url: String,
+        /// The token server's explanation (`unauthorized: incorrect username or password`).
+        detail: String,
+    },
     /// The tag or digest does not exist in the repository.
     #[error("manifest for {reference} not found: {detail}")]
     ManifestNotFound {

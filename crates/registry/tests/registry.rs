@@ -391,6 +391,12 @@ async fn token_auth_registry() {
         err.to_string().contains("incorrect username or password"),
         "{err}"
     );
+    // dockerd's wording: the /v2/ request, then the token server's error.
+    assert!(
+        err.to_string()
+            .starts_with(&format!("Get \"http://{addr}/v2/\": ")),
+        "{err}"
+    );
     c.login(&addr, USER, PASSWORD).await.unwrap();
 
     let before = ts.http.requests.lock().unwrap().len();
