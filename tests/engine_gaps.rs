@@ -419,7 +419,24 @@ fn import_from_a_url_is_fetched_by_the_daemon() {
         .unwrap()
         .stdout;
     assert!(tar.len() > 1_000_000);
-    let srv = FileServer::start(vec![("/rootfs.tar".into(), tar.clone())]);
+    let gz = {
+        let mut c = Command::new("gzip")
+            .arg("-c")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut w = c.stdin.take().unwrap();
+        let t2 = tar.clone();
+        let feeder = std::thread::spawn(move || w.write_all(&t2).unwrap());
+        let o = c.wait_with_output().unwrap();
+        feeder.join().unwrap();
+        o.stdout
+    };
+    let srv = FileServer::start(vec![
+        ("/rootfs.tar".into(), tar.clone()),
+        ("/rootfs.tar.gz".into(), gz),
+    ]);
     let url = format!("http://127.0.0.1:{}/rootfs.tar", srv.port);
 
     // The docker CLI.
@@ -466,6 +483,36 @@ fn import_from_a_url_is_fetched_by_the_daemon() {
             "run",
             "--rm",
             "fromurl:2",
+            "/bin/busybox",
+            "cat",
+            "/hello.txt"
+        ]),
+        "from a url\n"
+    );
+
+    // A compressed tarball, and a URL without a scheme (dockerd makes it http://).
+    let o = Command::new("curl")
+        .args(["-s", "-X", "POST", "--unix-socket"])
+        .arg(sb.sock())
+        .arg(format!(
+            "http://berth/images/create?fromSrc=127.0.0.1:{}/rootfs.tar.gz&repo=fromurl&tag=gz",
+            srv.port
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        text(&o.stdout).contains(&format!(
+            "Downloading from http://127.0.0.1:{}/rootfs.tar.gz",
+            srv.port
+        )),
+        "{}",
+        text(&o.stdout)
+    );
+    assert_eq!(
+        sb.ok(&[
+            "run",
+            "--rm",
+            "fromurl:gz",
             "/bin/busybox",
             "cat",
             "/hello.txt"
