@@ -116,6 +116,13 @@ fn rename_is_atomic_and_conflicts_answer_as_dockerd() {
         "Error response from daemon: Error when allocating new name: Invalid container name (/bad name), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed\nError: failed to rename container named r0\n"
     );
 
+    // A missing container is 404 before the new name is judged, as dockerd answers.
+    let o = sb.docker(&["rename", "nosuch", "bad name"]);
+    assert_eq!(
+        text(&o.stderr),
+        "Error response from daemon: No such container: nosuch\nError: failed to rename container named nosuch\n"
+    );
+
     // A rename and a create racing for one name: one wins.
     let (a, b) = std::thread::scope(|s| {
         let h1 = s.spawn(|| sb.docker(&["rename", "r2", "both"]));

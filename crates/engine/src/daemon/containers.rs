@@ -1126,6 +1126,18 @@ pub fn rename(inner: &Arc<Inner>, key: &str, new_name: &str) -> ApiResult<()> {
             "Renaming a container with the same name as its current name".into(),
         ));
     }
+    // Docker's name rule: [a-zA-Z0-9][a-zA-Z0-9_.-]+
+    let b = n.as_bytes();
+    let valid = b.len() >= 2
+        && b[0].is_ascii_alphanumeric()
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'));
+    if !valid {
+        return Err(ApiError::InvalidParameter(format!(
+            "Error when allocating new name: Invalid container name (/{n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+        )));
+    }
     let old = {
         let mut m = inner.containers.lock().map_err(|_| poisoned())?;
         if let Some(o) = m.values().find(|o| o.name == n && o.id != c.id) {

@@ -438,12 +438,8 @@ pub(crate) async fn rename(s: &Shared, req: &Req, id: &str) -> Result<Resp, ApiE
             "Neither old nor new names may be empty".into(),
         ));
     }
-    if !valid_name(new) {
-        return Err(ApiError::InvalidParameter(format!(
-            "Error when allocating new name: Invalid container name (/{}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
-            new.trim_start_matches('/')
-        )));
-    }
+    // The new name's rule is checked by the backend, after the container is found (dockerd
+    // answers 404 for a missing container before judging the name).
     s.backend
         .container_rename(id, new.trim_start_matches('/'))
         .await?;
