@@ -545,7 +545,7 @@ fn import_from_a_url_is_fetched_by_the_daemon() {
         .iter()
         .filter(|l| l["status"] == "Importing")
         .collect();
-    assert!(progress.len() >= 2, "{lines:?}");
+    assert!(!progress.is_empty(), "{lines:?}");
     let last = progress.last().unwrap();
     assert_eq!(last["progressDetail"]["current"], tar.len() as u64);
     assert_eq!(last["progressDetail"]["total"], tar.len() as u64);
