@@ -330,3 +330,69 @@ pub fn setup_with(test: &str, extra: &[&str]) -> Option<Sandbox> {
     sb.start_daemon_with(extra);
     Some(sb)
 }
+
+/// The user of [`HtpasswdRegistry`].
+pub const HTPASSWD_USER: &str = "tester";
+/// [`HTPASSWD_USER`]'s password.
+pub const HTPASSWD_PASSWORD: &str = "berth-test-pw";
+
+/// A docker-registry requiring basic auth ([`HTPASSWD_USER`] / [`HTPASSWD_PASSWORD`],
+/// bcrypt cost 4) on a free loopback port, killed on drop. None when docker-registry is
+/// not installed.
+pub struct HtpasswdRegistry {
+    pub port: u16,
+    child: Child,
+}
+
+impl HtpasswdRegistry {
+    pub fn start(dir: &Path) -> Option<HtpasswdRegistry> {
+        if !Path::new("/usr/bin/docker-registry").exists() {
+            return None;
+        }
+        fs::create_dir_all(dir).unwrap();
+        fs::write(
+            dir.join("htpasswd"),
+            "tester:$2b$04$hPiVCMIgZKfXyOuIlmTp7.WoTSJyjKejD63HOUWoem62t8ZU5wPcG\n",
+        )
+        .unwrap();
+        for _ in 0..5 {
+            let port = free_port();
+            fs::write(
+                dir.join("config.yml"),
+                format!(
+                    "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\nauth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
+                    dir.join("data").display(),
+                    dir.join("htpasswd").display()
+                ),
+            )
+            .unwrap();
+            let mut child = Command::new("/usr/bin/docker-registry")
+                .arg("serve")
+                .arg(dir.join("config.yml"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_secs(20) {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Some(HtpasswdRegistry { port, child });
+                }
+                sleep(Duration::from_millis(100));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("the registry did not start");
+    }
+}
+
+impl Drop for HtpasswdRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -413,9 +413,6 @@ pub fn import(
     changes: Vec<String>,
     message: Option<String>,
 ) -> Result<i32> {
-    if source.starts_with("http://") || source.starts_with("https://") {
-        bail!("importing from a URL is not supported by berth; download the file and import it");
-    }
     let (repo, tag) = match reference {
         Some(r) => {
             ::image::Reference::parse_normalized(r).map_err(|e| anyhow!("{e}"))?;
@@ -423,19 +420,20 @@ pub fn import(
         }
         None => (String::new(), String::new()),
     };
+    let message = message.as_deref().unwrap_or("");
     conn.block_on(async {
-        let path = (source != "-").then(|| std::path::Path::new(source));
-        let body = transfer::input_stream(path).await?;
-        let mut s = conn
-            .client
-            .image_import(
-                body,
-                &repo,
-                &tag,
-                message.as_deref().unwrap_or(""),
-                &changes,
-            )
-            .await?;
+        // A URL is fetched by the daemon, as docker does it.
+        let mut s = if source.starts_with("http://") || source.starts_with("https://") {
+            conn.client
+                .image_import_url(source, &repo, &tag, message, &changes)
+                .await?
+        } else {
+            let path = (source != "-").then(|| std::path::Path::new(source));
+            let body = transfer::input_stream(path).await?;
+            conn.client
+                .image_import(body, &repo, &tag, message, &changes)
+                .await?
+        };
         while let Some(m) = s.next().await {
             let m = m?;
             if let Some(l) = progress_line(&m) {

@@ -431,6 +431,12 @@ fn conn_or_exit(host: Option<&str>, code: i32) -> Result<daemon::Conn, i32> {
 /// Commands that work in-process on a data root (`--data-root` mode).
 fn run_direct(root: &Path, cmd: Cmd) -> Result<i32> {
     match cmd {
+        Cmd::Login {
+            server,
+            username,
+            password,
+            password_stdin,
+        } => registry_cmds::login(server.as_deref(), username, password, password_stdin),
         Cmd::Ctr(CtrCmd::Run(a)) => run::run(root, a),
         Cmd::Pull(a)
         | Cmd::Image {
@@ -506,7 +512,7 @@ fn run_direct(root: &Path, cmd: Cmd) -> Result<i32> {
 fn run(cli: Cli) -> Result<i32> {
     let host = cli.host.as_deref();
     match (&cli.data_root, &cli.cmd) {
-        (_, Cmd::Login { .. }) | (_, Cmd::Logout { .. }) => {}
+        (None, Cmd::Login { .. }) | (_, Cmd::Logout { .. }) => {}
         (Some(root), _) => return run_direct(&root.clone(), cli.cmd),
         _ => {}
     }
@@ -540,7 +546,13 @@ fn run(cli: Cli) -> Result<i32> {
             username,
             password,
             password_stdin,
-        } => registry_cmds::login(server.as_deref(), username, password, password_stdin),
+        } => registry_cmds::login_via_daemon(
+            host,
+            server.as_deref(),
+            username,
+            password,
+            password_stdin,
+        ),
         Cmd::Logout { server } => registry_cmds::logout(server.as_deref()),
         Cmd::Version { format } => sys::version(daemon::connect(host), format.as_deref()),
         Cmd::Ctr(c)

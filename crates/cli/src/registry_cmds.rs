@@ -166,13 +166,23 @@ pub fn push(data_root: &std::path::Path, name: &str, quiet: bool) -> Result<i32>
     Ok(0)
 }
 
-pub fn login(
-    server: Option<&str>,
+/// The user name and password of a `login`: from the flags, stdin (`--password-stdin`) or
+/// the terminal, as docker reads them.
+fn login_credentials(
     username: Option<String>,
     password: Option<String>,
     password_stdin: bool,
-) -> Result<i32> {
-    let server = server.unwrap_or("docker.io");
+) -> Result<(String, String)> {
+    if password_stdin && password.is_some() {
+        bail!("conflicting options: cannot specify both --password and --password-stdin");
+    }
+    if password_stdin && username.is_none() {
+        bail!("the --password-stdin option requires --username to be set");
+    }
+    let needs_prompt = username.is_none() || (password.is_none() && !password_stdin);
+    if needs_prompt && !std::io::stdin().is_terminal() {
+        bail!("Error: Cannot perform an interactive login from a non TTY device");
+    }
     let username = match username {
         Some(u) => u,
         None => {
@@ -196,25 +206,120 @@ pub fn login(
             bail!("Error: Cannot perform an interactive login from a non TTY device");
         }
         eprint!("Password: ");
-        let mut p = String::new();
-        std::io::stdin().read_line(&mut p)?;
+        let p = read_hidden_line()?;
+        eprintln!();
         p.trim_end_matches(['\n', '\r']).to_string()
     };
+    Ok((username, password))
+}
+
+/// Reads one line from the terminal on stdin with echo off (restored afterwards).
+fn read_hidden_line() -> Result<String> {
+    use nix::sys::termios;
+    use std::os::fd::AsFd;
+    let stdin = std::io::stdin();
+    let saved = termios::tcgetattr(stdin.as_fd()).ok();
+    if let Some(t) = &saved {
+        let mut quiet = t.clone();
+        quiet.local_flags.remove(termios::LocalFlags::ECHO);
+        let _ = termios::tcsetattr(stdin.as_fd(), termios::SetArg::TCSANOW, &quiet);
+    }
+    let mut p = String::new();
+    let r = stdin.read_line(&mut p);
+    if let Some(t) = &saved {
+        let _ = termios::tcsetattr(stdin.as_fd(), termios::SetArg::TCSANOW, t);
+    }
+    r.context("reading the password from the terminal")?;
+    Ok(p)
+}
+
+/// `login` in `--data-root` mode: checks the credentials in-process and stores them.
+pub fn login(
+    server: Option<&str>,
+    username: Option<String>,
+    password: Option<String>,
+    password_stdin: bool,
+) -> Result<i32> {
+    let server = server.unwrap_or("docker.io");
+    let (username, password) = login_credentials(username, password, password_stdin)?;
     let client = client()?;
     let rt = runtime()?;
     rt.block_on(client.login(server, &username, &password))
         .map_err(|e| anyhow!("Error response from daemon: {e}"))?;
+    warn_unencrypted();
     println!("Login Succeeded");
     Ok(0)
 }
 
-pub fn logout(server: Option<&str>) -> Result<i32> {
+/// `login` as docker does it: the daemon checks the credentials (`POST /auth`); when they
+/// are accepted they are stored in the CLI's config.json (docker's format, under
+/// `$BERTH_CONFIG`, else `~/.berth`). When no daemon can be reached the check is made
+/// in-process, as docker falls back to a client-side login.
+pub fn login_via_daemon(
+    host: Option<&str>,
+    server: Option<&str>,
+    username: Option<String>,
+    password: Option<String>,
+    password_stdin: bool,
+) -> Result<i32> {
     let server = server.unwrap_or("docker.io");
-    let client = client()?;
-    if client.logout(server)? {
-        println!("Removing login credentials for {server}");
+    let (username, password) = login_credentials(username, password, password_stdin)?;
+    let conn = match crate::daemon::connect(host) {
+        Ok(c) => c,
+        Err(_) => return login(Some(server), Some(username), Some(password), false),
+    };
+    let auth = api::types::AuthConfig {
+        username: username.clone(),
+        password: password.clone(),
+        serveraddress: server.to_string(),
+        ..Default::default()
+    };
+    let answer = match conn.block_on(conn.client.auth(&auth)) {
+        Ok(a) => a,
+        Err(api::client::ClientError::Connect { .. }) => {
+            return login(Some(server), Some(username), Some(password), false)
+        }
+        Err(e) => return Ok(crate::containers::fail(crate::daemon::message(&e), 1)),
+    };
+    let store = registry::credentials::CredentialStore::default_paths();
+    store
+        .store(server, &registry::Credentials::new(username, password))
+        .map_err(|e| anyhow!("Error saving credentials: {e}"))?;
+    warn_unencrypted();
+    let status = if answer.status.is_empty() {
+        "Login Succeeded".to_string()
     } else {
-        println!("Not logged in to {server}");
-    }
+        answer.status
+    };
+    println!("{status}");
     Ok(0)
+}
+
+/// `logout`: forgets the stored credentials (client-side, as docker's), printing what
+/// docker prints whether or not any were stored.
+pub fn logout(server: Option<&str>) -> Result<i32> {
+    let shown = match server {
+        None => registry::credentials::DOCKER_HUB_CONFIG_KEY.to_string(),
+        Some(s) => s
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap_or(s)
+            .to_string(),
+    };
+    println!("Removing login credentials for {shown}");
+    client()?.logout(server.unwrap_or("docker.io"))?;
+    Ok(0)
+}
+
+/// docker's warning after storing credentials in a plain config.json.
+fn warn_unencrypted() {
+    let store = registry::credentials::CredentialStore::default_paths();
+    if let Some(p) = store.write_path() {
+        eprintln!(
+            "\nWARNING! Your credentials are stored unencrypted in '{}'.\nConfigure a credential helper to remove this warning. See\nhttps://docs.docker.com/go/credential-store/\n",
+            p.display()
+        );
+    }
 }

@@ -139,9 +139,7 @@ pub fn cp(conn: &Conn, a: CpArgs) -> i32 {
         (Some(c), None) => conn.block_on(copy_from(conn, c, sp, dp, &a)),
         (None, Some(c)) => conn.block_on(copy_to(conn, sp, c, dp, &a)),
         (Some(_), Some(_)) => Err(anyhow!("copying between containers is not supported")),
-        (None, None) => Err(anyhow!(
-            "must specify at least one container source (see 'berth cp --help')"
-        )),
+        (None, None) => Err(anyhow!("must specify at least one container source")),
     };
     match r {
         Ok(()) => 0,

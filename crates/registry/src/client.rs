@@ -792,8 +792,16 @@ impl Client {
                     Ok(())
                 } else {
                     let status = resp.status();
-                    let body = resp.bytes().await.unwrap_or_default();
-                    Err(failed(describe_body(status, &body)))
+                    Err(Error::LoginRejected {
+                        url: url.to_string(),
+                        status: format!(
+                            "{} {}",
+                            status.as_u16(),
+                            status.canonical_reason().unwrap_or("")
+                        )
+                        .trim_end()
+                        .to_string(),
+                    })
                 }
             }
             Some(Challenge::Bearer { realm, service, .. }) => auth::fetch_token(
@@ -806,7 +814,13 @@ impl Client {
             )
             .await
             .map(|_| ())
-            .map_err(|f| failed(f.detail)),
+            .map_err(|f| match f.status {
+                Some(401) | Some(403) => Error::LoginTokenRefused {
+                    url: url.to_string(),
+                    detail: f.detail,
+                },
+                _ => failed(f.detail),
+            }),
         }
     }
 

@@ -70,6 +70,23 @@ pub enum Error {
         /// The registry's explanation.
         detail: String,
     },
+    /// Login refused by a registry asking for basic credentials (dockerd's wording).
+    #[error("login attempt to {url} failed with status: {status}")]
+    LoginRejected {
+        /// The `/v2/` URL asked.
+        url: String,
+        /// The HTTP status with its reason (`401 Unauthorized`).
+        status: String,
+    },
+    /// Login refused by a registry's token server (dockerd's wording: the `/v2/` request
+    /// that needed the token, then the token server's error).
+    #[error("Get \"{url}\": {detail}")]
+    LoginTokenRefused {
+        /// The `/v2/` URL asked.
+        url: String,
+        /// The token server's explanation (`unauthorized: incorrect username or password`).
+        detail: String,
+    },
     /// The tag or digest does not exist in the repository.
     #[error("manifest for {reference} not found: {detail}")]
     ManifestNotFound {

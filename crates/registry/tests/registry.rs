@@ -313,7 +313,11 @@ async fn htpasswd_registry_requires_login() {
     assert!(dst.list().unwrap().is_empty());
 
     let err = c.login(&addr, USER, "wrong").await.unwrap_err();
-    assert!(matches!(err, Error::LoginFailed { .. }), "{err:?}");
+    assert!(matches!(err, Error::LoginRejected { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        format!("login attempt to http://{addr}/v2/ failed with status: 401 Unauthorized")
+    );
     assert!(!t.path().join("auth.json").exists());
 
     c.login(&addr, USER, PASSWORD).await.unwrap();
@@ -385,6 +389,12 @@ async fn token_auth_registry() {
     let err = c.login(&addr, USER, "wrong").await.unwrap_err();
     assert!(
         err.to_string().contains("incorrect username or password"),
+        "{err}"
+    );
+    // dockerd's wording: the /v2/ request, then the token server's error.
+    assert!(
+        err.to_string()
+            .starts_with(&format!("Get \"http://{addr}/v2/\": ")),
         "{err}"
     );
     c.login(&addr, USER, PASSWORD).await.unwrap();

@@ -827,6 +827,30 @@ impl Client {
         ))
     }
 
+    /// `POST /images/create?fromSrc=URL`: the daemon downloads the tarball and imports it.
+    pub async fn image_import_url(
+        &self,
+        url: &str,
+        repo: &str,
+        tag: &str,
+        message: &str,
+        changes: &[String],
+    ) -> Result<JsonLines<JsonMessage>, ClientError> {
+        let mut q: Q = vec![("fromSrc", url.to_string())];
+        for (k, v) in [("repo", repo), ("tag", tag), ("message", message)] {
+            if !v.is_empty() {
+                q.push((k, v.to_string()));
+            }
+        }
+        for c in changes {
+            q.push(("changes", c.clone()));
+        }
+        Ok(progress(
+            self.json_lines(Method::POST, "/images/create", &q, &[], Body::Empty)
+                .await?,
+        ))
+    }
+
     /// `POST /images/{name}/push`.
     pub async fn image_push(
         &self,

@@ -68,22 +68,27 @@ pub(crate) fn lookup(inner: &Inner, key: &str) -> ApiResult<ContainerRecord> {
     }
 }
 
-#[allow(dead_code)] // create stores under the name check; kept for other writers
-fn save(inner: &Inner, c: &ContainerRecord) -> ApiResult<()> {
-    inner.store.put(c).map_err(internal)?;
-    inner
-        .containers
-        .lock()
-        .map_err(|_| poisoned())?
-        .insert(c.id.clone(), c.clone());
-    Ok(())
-}
-
 /// Publishes a container event (`GET /events`) about the container `key`, if it exists.
 pub(crate) fn publish(inner: &Inner, key: &str, action: &str, extra: &[(&str, String)]) {
     if let Ok(c) = lookup(inner, key) {
         inner.bus.container(&c, action, extra);
     }
+}
+
+/// Writes the in-memory record of `id` (or its absence) to the database; see
+/// [`super::store::Store::sync`]. Every change to a record goes to memory first (under the
+/// containers lock), then through here, so the database ends with the newest state.
+pub(crate) fn persist(inner: &Inner, id: &str) -> ApiResult<()> {
+    inner
+        .store
+        .sync(id, || {
+            inner
+                .containers
+                .lock()
+                .map(|m| m.get(id).cloned())
+                .map_err(|_| "the container table's lock is poisoned".to_string())
+        })
+        .map_err(internal)
 }
 
 pub(crate) fn update(
@@ -99,7 +104,7 @@ pub(crate) fn update(
         f(c);
         c.clone()
     };
-    inner.store.put(&c).map_err(internal)?;
+    persist(inner, id)?;
     Ok(c)
 }
 
@@ -353,8 +358,10 @@ pub async fn create(
         manually_stopped: false,
         mounts: vols.mounts.clone(),
     };
-    // The name is checked again and the record stored under one lock: two creates of one
-    // name that both passed the first check (the bundle takes a while) cannot both win.
+    // The name is checked again and reserved (the record goes in) under one lock: two
+    // creates or renames to one name that both passed a first check (the bundle takes a
+    // while) cannot both win. The database follows (`persist`); if it cannot, the record
+    // leaves memory again.
     let taken = {
         let mut m = inner.containers.lock().map_err(|_| poisoned())?;
         match m.values().find(|o| o.name == rec.name) {
@@ -362,15 +369,19 @@ pub async fn create(
                 "Conflict. The container name \"/{}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
                 rec.name, o.id
             ))),
-            None => inner
-                .store
-                .put(&rec)
-                .map(|()| {
-                    m.insert(rec.id.clone(), rec.clone());
-                })
-                .map_err(internal),
+            None => {
+                m.insert(rec.id.clone(), rec.clone());
+                Ok(())
+            }
         }
-    };
+    }
+    .and_then(|()| {
+        persist(inner, &rec.id).inspect_err(|_| {
+            if let Ok(mut m) = inner.containers.lock() {
+                m.remove(&rec.id);
+            }
+        })
+    });
     if let Err(e) = taken {
         super::volumes::abort(inner, &vols);
         let _ = super::networks::forget(inner, &rec.id);
@@ -1064,8 +1075,15 @@ async fn remove_now(inner: &Arc<Inner>, id: &str) -> ApiResult<()> {
     blocking(move || {
         let _ = std::fs::remove_dir_all(state_dir(&i2, &id2));
         let _ = super::networks::forget(&i2, &id2);
-        i2.store.delete(&id2).map_err(internal)?;
+        // Out of memory first, then out of the database: a concurrent update's write
+        // (which reads memory inside its transaction) cannot bring the record back.
         let gone = i2.containers.lock().map_err(|_| poisoned())?.remove(&id2);
+        if let Err(e) = persist(&i2, &id2) {
+            if let (Some(c), Ok(mut m)) = (gone, i2.containers.lock()) {
+                m.insert(id2.clone(), c);
+            }
+            return Err(e);
+        }
         if let Some(c) = gone {
             super::volumes::container_removed(&i2, &c, c.host_config.auto_remove);
         }
@@ -1132,26 +1150,57 @@ pub async fn remove(inner: &Arc<Inner>, key: &str, opts: ContainerRemoveOptions)
     Ok(())
 }
 
-/// `POST /containers/{id}/rename`.
+/// `POST /containers/{id}/rename`: the name is checked and taken under the one lock that
+/// create also takes to reserve names, so of two renames (or a rename and a create) to one
+/// name exactly one wins and the others get dockerd's 409; the database then follows
+/// ([`persist`]), and a failed write gives the old name back.
 pub fn rename(inner: &Arc<Inner>, key: &str, new_name: &str) -> ApiResult<()> {
     let c = lookup(inner, key)?;
     let n = new_name.strip_prefix('/').unwrap_or(new_name).to_string();
-    {
-        let m = inner.containers.lock().map_err(|_| poisoned())?;
+    if n.is_empty() {
+        return Err(ApiError::InvalidParameter(
+            "Neither old nor new names may be empty".into(),
+        ));
+    }
+    if c.name == n {
+        return Err(ApiError::InvalidParameter(
+            "Renaming a container with the same name as its current name".into(),
+        ));
+    }
+    // Docker's name rule: [a-zA-Z0-9][a-zA-Z0-9_.-]+
+    let b = n.as_bytes();
+    let valid = b.len() >= 2
+        && b[0].is_ascii_alphanumeric()
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'));
+    if !valid {
+        return Err(ApiError::InvalidParameter(format!(
+            "Error when allocating new name: Invalid container name (/{n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+        )));
+    }
+    let old = {
+        let mut m = inner.containers.lock().map_err(|_| poisoned())?;
         if let Some(o) = m.values().find(|o| o.name == n && o.id != c.id) {
             return Err(ApiError::Conflict(format!(
-                "Conflict. The container name \"/{n}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
+                "Error when allocating new name: Conflict. The container name \"/{n}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
                 o.id
             )));
         }
+        let rec = m
+            .get_mut(&c.id)
+            .ok_or_else(|| ApiError::no_such_container(key))?;
+        std::mem::replace(&mut rec.name, n.clone())
+    };
+    if let Err(e) = persist(inner, &c.id) {
+        if let Ok(mut m) = inner.containers.lock() {
+            if let Some(rec) = m.get_mut(&c.id).filter(|r| r.name == n) {
+                rec.name = old;
+            }
+        }
+        return Err(e);
     }
-    update(inner, &c.id, |c| c.name = n)?;
-    publish(
-        inner,
-        &c.id,
-        "rename",
-        &[("oldName", format!("/{}", c.name))],
-    );
+    publish(inner, &c.id, "rename", &[("oldName", format!("/{old}"))]);
     Ok(())
 }
 

@@ -254,10 +254,7 @@ fn set(
         f(c);
         c.clone()
     };
-    inner
-        .store
-        .put(&c)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    super::containers::persist(inner, id)?;
     Ok(c)
 }
 

@@ -234,10 +234,7 @@ pub(crate) async fn stopped_by_user(inner: &Inner, id: &str) -> ApiResult<bool> 
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
-    inner
-        .store
-        .put(&c)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    super::containers::persist(inner, &c.id)?;
     Ok(was_restarting)
 }
 

@@ -158,24 +158,29 @@ impl Store {
         Ok(out)
     }
 
-    /// Writes a record.
-    pub fn put(&self, c: &ContainerRecord) -> Result<(), Error> {
-        let text = serde_json::to_string(c).map_err(|e| self.err(e))?;
+    /// Writes the record of `id` as `current` gives it while this write transaction holds
+    /// the database (`None`: deletes it). Writers that change the in-memory record first and
+    /// then call this leave the database with the newest state, whatever order their
+    /// transactions run in (each reads the record only once it is the one writer), and a
+    /// record removed from memory is never written back. `current` must not wait for a
+    /// database write itself.
+    pub fn sync(
+        &self,
+        id: &str,
+        current: impl FnOnce() -> Result<Option<ContainerRecord>, String>,
+    ) -> Result<(), Error> {
         let tx = self.db.begin_write().map_err(|e| self.err(e))?;
         {
             let mut t = tx.open_table(CONTAINERS).map_err(|e| self.err(e))?;
-            t.insert(c.id.as_str(), text.as_str())
-                .map_err(|e| self.err(e))?;
-        }
-        tx.commit().map_err(|e| self.err(e))
-    }
-
-    /// Deletes a record.
-    pub fn delete(&self, id: &str) -> Result<(), Error> {
-        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
-        {
-            let mut t = tx.open_table(CONTAINERS).map_err(|e| self.err(e))?;
-            t.remove(id).map_err(|e| self.err(e))?;
+            match current().map_err(|e| self.err(e))? {
+                Some(c) => {
+                    let text = serde_json::to_string(&c).map_err(|e| self.err(e))?;
+                    t.insert(id, text.as_str()).map_err(|e| self.err(e))?;
+                }
+                None => {
+                    t.remove(id).map_err(|e| self.err(e))?;
+                }
+            }
         }
         tx.commit().map_err(|e| self.err(e))
     }
@@ -263,17 +268,34 @@ mod tests {
         assert_eq!(all[0].name, "old");
         assert!(!legacy.exists());
         assert!(d.path().join("engine.redb.imported").exists());
-        s.put(&ContainerRecord {
-            id: "b".repeat(64),
-            name: "new".into(),
-            ..Default::default()
+        s.sync(&"b".repeat(64), || {
+            Ok(Some(ContainerRecord {
+                id: "b".repeat(64),
+                name: "new".into(),
+                ..Default::default()
+            }))
         })
         .unwrap();
         drop(s);
         // Reopened on the same database: both records, nothing imported twice.
         let s = Store::open(db, &path, &legacy).unwrap();
         assert_eq!(s.load_all().unwrap().len(), 2);
-        s.delete(&"a".repeat(64)).unwrap();
+        s.sync(&"a".repeat(64), || Ok(None)).unwrap();
         assert_eq!(s.load_all().unwrap().len(), 1);
+        // sync writes what the closure reads inside the transaction; None deletes.
+        let b = "b".repeat(64);
+        s.sync(&b, || {
+            Ok(Some(ContainerRecord {
+                id: b.clone(),
+                name: "synced".into(),
+                ..Default::default()
+            }))
+        })
+        .unwrap();
+        assert_eq!(s.load_all().unwrap()[0].name, "synced");
+        assert!(s.sync(&b, || Err("poisoned".into())).is_err());
+        assert_eq!(s.load_all().unwrap().len(), 1);
+        s.sync(&b, || Ok(None)).unwrap();
+        assert!(s.load_all().unwrap().is_empty());
     }
 }

@@ -133,9 +133,7 @@ pub async fn import(
     let body = match opts.source {
         ImportSource::Body(b) => b,
         ImportSource::Url(u) => {
-            return Err(ApiError::NotImplemented(format!(
-                "importing from a URL ({u}) is not supported by berth: download it and import the file with `-`"
-            )))
+            return import_url(inner, u, opts.repo, opts.tag, opts.message, opts.changes).await
         }
     };
     let reference = repo_tag(&opts.repo, &opts.tag)?;
@@ -164,6 +162,211 @@ pub async fn import(
     Ok(Box::pin(futures_util::stream::iter([Ok(
         JsonMessage::status(None, img.id.to_string()),
     )])))
+}
+
+/// Bytes between two `Importing` progress messages (dockerd's progress reader: 512 KiB).
+const IMPORT_PROGRESS_STEP: u64 = 512 * 1024;
+
+/// `GET`s an import's URL as dockerd does: a URL without a scheme is `http://`; a status of
+/// 400 and above is an error naming the URL, the status and the body, classed as dockerd
+/// classes it (404 not found, 400 invalid, 401 unauthorized, 403 forbidden, else 500).
+async fn fetch_import_url(src: &str) -> ApiResult<reqwest::Response> {
+    let url = reqwest::Url::parse(src)
+        .map_err(|e| ApiError::InvalidParameter(format!("parse \"{src}\": {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(ApiError::Internal(format!(
+            "Get \"{src}\": unsupported protocol scheme \"{}\"",
+            url.scheme()
+        )));
+    }
+    let client = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(30))
+        .build()
+        .map_err(internal)?;
+    let resp = client.get(url).send().await.map_err(|e| {
+        let mut msg = format!("Get \"{src}\"");
+        let mut cause: Option<&dyn std::error::Error> = Some(&e);
+        while let Some(c) = cause {
+            let t = c.to_string();
+            if !msg.contains(&t) {
+                msg.push_str(": ");
+                msg.push_str(&t);
+            }
+            cause = c.source();
+        }
+        ApiError::Internal(msg)
+    })?;
+    let status = resp.status();
+    if status.as_u16() < 400 {
+        return Ok(resp);
+    }
+    let mut msg = format!(
+        "failed to GET {src} with status {} {}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    );
+    match resp.bytes().await {
+        Ok(b) => {
+            msg.push_str(": ");
+            msg.push_str(String::from_utf8_lossy(&b).trim());
+        }
+        Err(_) => msg.push_str(": error reading body"),
+    }
+    Err(match status.as_u16() {
+        400 => ApiError::InvalidParameter(msg),
+        401 => ApiError::Unauthorized(msg),
+        403 => ApiError::Forbidden(msg),
+        404 => ApiError::NotFound(msg),
+        _ => ApiError::Internal(msg),
+    })
+}
+
+/// A size as Docker's progress bars print it (decimal units, 4 significant digits).
+fn human_size(n: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i + 1 < units.len() {
+        v /= 1000.0;
+        i += 1;
+    }
+    let digits = if v >= 100.0 {
+        1
+    } else if v >= 10.0 {
+        2
+    } else {
+        3
+    };
+    let t = format!("{v:.digits$}");
+    let t = if t.contains('.') {
+        t.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        t
+    };
+    format!("{t}{}", units[i])
+}
+
+/// An `Importing` progress message: byte counts and the rendered bar, as dockerd's
+/// progress reader sends them.
+fn import_progress(current: u64, total: Option<u64>) -> JsonMessage {
+    let bar = match total.filter(|t| *t > 0) {
+        Some(t) => {
+            let done = ((current.min(t) * 50) / t) as usize;
+            format!(
+                "[{}>{}] {:>8}/{}",
+                "=".repeat(done),
+                " ".repeat(50 - done),
+                human_size(current),
+                human_size(t)
+            )
+        }
+        None => format!("{:>8}", human_size(current)),
+    };
+    JsonMessage {
+        status: Some("Importing".into()),
+        progress_detail: Some(ProgressDetail {
+            current: Some(current as i64),
+            total: total.map(|t| t as i64),
+            units: None,
+        }),
+        progress: Some(bar),
+        ..Default::default()
+    }
+}
+
+/// `POST /images/create?fromSrc=URL`: the daemon downloads the tarball (`http`/`https`)
+/// and imports it, answering dockerd's messages: `Downloading from URL`, `Importing`
+/// progress, then the image ID. A failed download is an HTTP error before any message.
+async fn import_url(
+    inner: &Arc<Inner>,
+    src: String,
+    repo: String,
+    tag: String,
+    message: String,
+    changes: Vec<String>,
+) -> ApiResult<JsonStream<JsonMessage>> {
+    let src = if src.contains("://") {
+        src
+    } else {
+        format!("http://{src}")
+    };
+    let reference = repo_tag(&repo, &tag)?;
+    let resp = fetch_import_url(&src).await?;
+    let total = resp.content_length();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<ApiResult<JsonMessage>>();
+    let _ = tx.send(Ok(JsonMessage::status(
+        None,
+        format!("Downloading from {src}"),
+    )));
+    struct Counting {
+        inner: std::pin::Pin<
+            Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>,
+        >,
+        current: u64,
+        reported: u64,
+        total: Option<u64>,
+        tx: Tx,
+        src: String,
+    }
+    let counting = Counting {
+        inner: Box::pin(resp.bytes_stream()),
+        current: 0,
+        reported: 0,
+        total,
+        tx: tx.clone(),
+        src: src.clone(),
+    };
+    let body: api::stream::ByteStream = Box::pin(futures_util::stream::unfold(
+        counting,
+        |mut st| async move {
+            use futures_util::StreamExt;
+            match st.inner.next().await {
+                Some(Ok(b)) => {
+                    st.current += b.len() as u64;
+                    if st.current - st.reported >= IMPORT_PROGRESS_STEP {
+                        st.reported = st.current;
+                        let _ = st.tx.send(Ok(import_progress(st.current, st.total)));
+                    }
+                    Some((Ok(b), st))
+                }
+                Some(Err(e)) => {
+                    let msg = format!("reading {}: {e}", st.src);
+                    Some((Err(ApiError::Internal(msg)), st))
+                }
+                None => {
+                    if st.current != st.reported || st.current == 0 {
+                        st.reported = st.current;
+                        let _ = st.tx.send(Ok(import_progress(st.current, st.total)));
+                    }
+                    None
+                }
+            }
+        },
+    ));
+    let reader = blocking_reader(body);
+    let inner = inner.clone();
+    let o = ::image::archive::ImportOptions {
+        reference,
+        changes,
+        message: Some(message).filter(|m| !m.is_empty()),
+        source: src,
+    };
+    tokio::task::spawn_blocking(move || {
+        let r = ::image::archive::import(&inner.images, std::io::BufReader::new(reader), &o);
+        let _ = match r {
+            Ok(img) => {
+                inner
+                    .bus
+                    .image("import", &img.id.to_string(), &img.id.to_string());
+                tx.send(Ok(JsonMessage::status(None, img.id.to_string())))
+            }
+            Err(e @ ::image::archive::ArchiveError::Change(..)) => {
+                tx.send(Err(ApiError::InvalidParameter(e.to_string())))
+            }
+            Err(e) => tx.send(Err(internal(e))),
+        };
+    });
+    Ok(message_stream(rx))
 }
 
 /// Forwards the registry client's progress as JSON messages.

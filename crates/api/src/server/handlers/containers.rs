@@ -438,11 +438,8 @@ pub(crate) async fn rename(s: &Shared, req: &Req, id: &str) -> Result<Resp, ApiE
             "Neither old nor new names may be empty".into(),
         ));
     }
-    if !valid_name(new) {
-        return Err(ApiError::InvalidParameter(format!(
-            "Invalid container name ({new}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
-        )));
-    }
+    // The new name's rule is checked by the backend, after the container is found (dockerd
+    // answers 404 for a missing container before judging the name).
     s.backend
         .container_rename(id, new.trim_start_matches('/'))
         .await?;
