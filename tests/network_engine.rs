@@ -81,9 +81,19 @@ impl Net {
         String::from_utf8_lossy(&o.stderr).into_owned()
     }
 
-    /// Asserts berth left nothing: no veth on any bridge of this daemon, no default bridge,
-    /// no table (call after every container and network is removed).
-    fn assert_clean(&self, user_bridges: &[String]) {
+    /// Asserts berth left nothing (call after every container and network is removed):
+    /// while the daemon runs, no veth on any bridge of this daemon, no user bridge and no
+    /// namespace; once it stops (SIGTERM), no default bridge and no table either (the default
+    /// bridge lives as long as the daemon, as docker0 does).
+    fn assert_clean(&mut self, user_bridges: &[String]) {
+        self.wait_clean(user_bridges, false);
+        if let Some(sb) = self.sb.as_mut() {
+            sb.stop_daemon();
+        }
+        self.wait_clean(user_bridges, true);
+    }
+
+    fn wait_clean(&self, user_bridges: &[String], stopped: bool) {
         let t = Instant::now();
         loop {
             let links = Command::new("ip").args(["-o", "link"]).output().unwrap();
@@ -91,19 +101,20 @@ impl Net {
             let left: Vec<&str> = links
                 .lines()
                 .filter(|l| {
-                    l.contains(&format!(" {}:", self.bridge))
+                    (stopped && l.contains(&format!(" {}:", self.bridge)))
                         || l.contains(&format!("master {} ", self.bridge))
                         || user_bridges.iter().any(|b| {
                             l.contains(&format!(" {b}:")) || l.contains(&format!("master {b} "))
                         })
                 })
                 .collect();
-            let table = Command::new("nft")
-                .args(["list", "table", "ip", &self.table()])
-                .output()
-                .unwrap()
-                .status
-                .success();
+            let table = stopped
+                && Command::new("nft")
+                    .args(["list", "table", "ip", &self.table()])
+                    .output()
+                    .unwrap()
+                    .status
+                    .success();
             let netns = std::fs::read_dir(self.sb().dir.join("exec/netns"))
                 .map(|d| d.count())
                 .unwrap_or(0);
@@ -111,7 +122,7 @@ impl Net {
                 return;
             }
             if t.elapsed() > Duration::from_secs(10) {
-                panic!("berth left links {left:?}, table {table}, {netns} namespaces");
+                panic!("berth left links {left:?}, table {table}, {netns} namespaces (daemon stopped: {stopped})");
             }
             sleep(Duration::from_millis(200));
         }
@@ -213,7 +224,7 @@ fn wait_http_in(n: &Net, net: &str, target: &str, want: &str) {
 
 #[test]
 fn containers_reach_each_other_by_name_and_alias() {
-    let Some(n) = Net::new("containers_reach_each_other_by_name_and_alias", 0) else {
+    let Some(mut n) = Net::new("containers_reach_each_other_by_name_and_alias", 0) else {
         return;
     };
     let net = format!("app{}", std::process::id());
@@ -390,7 +401,7 @@ fn containers_reach_each_other_by_name_and_alias() {
 
 #[test]
 fn published_ports_on_loopback() {
-    let Some(n) = Net::new("published_ports_on_loopback", 1) else {
+    let Some(mut n) = Net::new("published_ports_on_loopback", 1) else {
         return;
     };
     let port = free_port();
@@ -445,7 +456,7 @@ fn published_ports_on_loopback() {
 
 #[test]
 fn udp_published_port() {
-    let Some(n) = Net::new("udp_published_port", 2) else {
+    let Some(mut n) = Net::new("udp_published_port", 2) else {
         return;
     };
     let port = {
@@ -489,7 +500,7 @@ fn udp_published_port() {
 
 #[test]
 fn networks_are_isolated() {
-    let Some(n) = Net::new("networks_are_isolated", 3) else {
+    let Some(mut n) = Net::new("networks_are_isolated", 3) else {
         return;
     };
     let (a, b, i) = (
@@ -555,7 +566,7 @@ fn networks_are_isolated() {
 
 #[test]
 fn network_errors_leave_nothing_behind() {
-    let Some(n) = Net::new("network_errors_leave_nothing_behind", 4) else {
+    let Some(mut n) = Net::new("network_errors_leave_nothing_behind", 4) else {
         return;
     };
     let e = n.fails(&[
@@ -741,7 +752,7 @@ fn cleanup_after_daemon_crash() {
 
 #[test]
 fn network_modes_and_etc_files() {
-    let Some(n) = Net::new("network_modes_and_etc_files", 6) else {
+    let Some(mut n) = Net::new("network_modes_and_etc_files", 6) else {
         return;
     };
     // host: the host's network and hostname.
@@ -860,7 +871,7 @@ fn subnets_skip_host_routes() {
     let _d = Dummy(dummy.clone());
     ip(&["addr", "add", "10.197.0.1/24", "dev", &dummy]);
     ip(&["link", "set", &dummy, "up"]);
-    let Some(n) = Net::with("subnets_skip_host_routes", 7, false) else {
+    let Some(mut n) = Net::with("subnets_skip_host_routes", 7, false) else {
         return;
     };
     let out = n.ok(&[
@@ -906,7 +917,7 @@ fn subnets_skip_host_routes() {
 /// prerouting, forwarding to the bridge).
 #[test]
 fn published_port_from_another_namespace() {
-    let Some(n) = Net::new("published_port_from_another_namespace", 8) else {
+    let Some(mut n) = Net::new("published_port_from_another_namespace", 8) else {
         return;
     };
     let pid = std::process::id();
@@ -1015,7 +1026,7 @@ fn wait_fetch_in(n: &Net, from: &str, target: &str, port: u16, want: &str) {
 /// alias. Disconnect drops the /etc/hosts line. Nothing is left afterwards.
 #[test]
 fn connect_running_container_to_user_network() {
-    let Some(n) = Net::new("connect_running_container_to_user_network", 9) else {
+    let Some(mut n) = Net::new("connect_running_container_to_user_network", 9) else {
         return;
     };
     n.ok(&[
@@ -1094,7 +1105,7 @@ fn connect_running_container_to_user_network() {
 /// that goes back into its own bridge. Nothing is left afterwards.
 #[test]
 fn hairpin_published_ports() {
-    let Some(n) = Net::new("hairpin_published_ports", 10) else {
+    let Some(mut n) = Net::new("hairpin_published_ports", 10) else {
         return;
     };
     let gw = "10.200.0.1";
@@ -1155,7 +1166,7 @@ fn hairpin_published_ports() {
 /// the `ip6` table goes with the last network.
 #[test]
 fn ipv6_network() {
-    let Some(n) = Net::new("ipv6_network", 11) else {
+    let Some(mut n) = Net::new("ipv6_network", 11) else {
         return;
     };
     let id = n.ok(&[

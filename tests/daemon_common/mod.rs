@@ -134,6 +134,39 @@ impl Sandbox {
         }
     }
 
+    /// Stops the daemon as a service manager would (SIGTERM, then SIGKILL after 10 s), so it
+    /// removes its default bridge and nft table.
+    pub fn stop_daemon(&mut self) {
+        if let Some(mut c) = self.daemon.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let t = std::time::Instant::now();
+            while t.elapsed() < Duration::from_secs(10) {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// The default bridge of this sandbox's daemon (named after its exec root, as the
+    /// daemon names it) and its nft table.
+    fn default_bridge(&self) -> (String, String) {
+        let mut h: u32 = 0x811c_9dc5;
+        for b in self.dir.join("exec").as_os_str().as_encoded_bytes() {
+            h ^= *b as u32;
+            h = h.wrapping_mul(0x0100_0193);
+        }
+        let bridge = format!("berth-{h:08x}");
+        let table = format!("berth_{bridge}");
+        (bridge, table)
+    }
+
     pub fn docker_in(&self, args: &[&str], input: Option<&str>) -> Output {
         let mut cmd = Command::new("timeout");
         cmd.arg("60")
@@ -188,7 +221,20 @@ impl Drop for Sandbox {
                 }
             }
         }
-        self.kill_daemon();
+        self.stop_daemon();
+        // A daemon killed by the test left its default bridge and table: remove them.
+        let (bridge, table) = self.default_bridge();
+        if Path::new("/sys/class/net").join(&bridge).exists() {
+            let _ = Command::new("ip")
+                .args(["link", "delete", &bridge])
+                .output();
+        }
+        for family in ["ip", "ip6"] {
+            let _ = Command::new("nft")
+                .args(["delete", "table", family, &table])
+                .stderr(Stdio::null())
+                .output();
+        }
         // Stray shims / container processes naming the sandbox.
         let needle = self.dir.to_string_lossy().into_owned();
         if let Ok(rd) = fs::read_dir("/proc") {

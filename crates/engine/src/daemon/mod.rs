@@ -305,8 +305,8 @@ fn server_config(hosts: &[String]) -> Result<api::ServerConfig, Error> {
 /// Serves the API until SIGINT or SIGTERM; containers keep running afterwards.
 pub async fn run(opts: DaemonOptions) -> Result<(), Error> {
     let cfg = server_config(&opts.hosts)?;
-    let daemon = Daemon::open(opts).await?;
-    let server = api::Server::bind(cfg, Arc::new(daemon)).await?;
+    let daemon = Arc::new(Daemon::open(opts).await?);
+    let server = api::Server::bind(cfg, daemon.clone()).await?;
     let shutdown = async {
         use tokio::signal::unix::{signal, SignalKind};
         match (
@@ -325,6 +325,8 @@ pub async fn run(opts: DaemonOptions) -> Result<(), Error> {
         }
     };
     server.serve(shutdown).await?;
+    let inner = daemon.inner.clone();
+    let _ = tokio::task::spawn_blocking(move || networks::shutdown(&inner)).await;
     Ok(())
 }
 
