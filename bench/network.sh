@@ -405,9 +405,13 @@ done
 ids=$(bd ps -aq)
 [[ -z "$ids" ]] || bd rm -f $ids >/dev/null
 sleep 0.5
+# While the daemon runs its default bridge and table stay (as docker0 does); the veths and
+# namespaces of removed containers must be gone.
 LEFT_RM=""
-ip link show "$BBR" >/dev/null 2>&1 && LEFT_RM+="bridge $BBR; "
-nft list table ip "$BTABLE" >/dev/null 2>&1 && LEFT_RM+="nft table $BTABLE; "
+n=$({ ip -o link show master "$BBR" 2>/dev/null || true; } | wc -l)
+[[ "$n" == 0 ]] || LEFT_RM+="$n links enslaved to $BBR; "
+n=$(awk -v w="$B/exec" 'index($5, w) == 1' /proc/self/mountinfo | grep -c netns || true)
+[[ "$n" == 0 ]] || LEFT_RM+="$n netns mounts; "
 t0=$(now_us)
 stop_pid "$BERTHD_PID" 10
 STOP_TXT="the daemon exited in $((($(now_us) - t0) / 1000)) ms"
@@ -526,7 +530,7 @@ fi
 echo
 echo "### Leftovers"
 echo
-[[ -n "$LEFT_RM" ]] || LEFT_RM="berth's bridge and nft table are gone"
+[[ -n "$LEFT_RM" ]] || LEFT_RM="no veth on berth's bridge and no netns mount is left (the default bridge and its table stay while the daemon runs, as docker0 does)"
 [[ -n "$LEFT_STOP" ]] || LEFT_STOP="no bridge, nft table, enslaved link or netns mount of berth's is left"
 echo "After \`rm -f\` of every container: ${LEFT_RM%; }. After SIGTERM ($STOP_TXT): ${LEFT_STOP%; }."
 echo

@@ -15,7 +15,9 @@
 //! writes its own nftables table. A daemon whose exec root is not the default one is an
 //! *instance* with its own tag: its default bridge carries the tag (or is `--bridge-name`),
 //! and the nft table is named after the default bridge (`berth` for `berth0`, else
-//! `berth_<bridge>`), so test daemons run side by side. The default bridge link exists while containers use it.
+//! `berth_<bridge>`), so test daemons run side by side. The default bridge link and its rules are
+//! made on first use and kept until the daemon stops (or, after a crash, until it starts again
+//! and finds them idle).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
