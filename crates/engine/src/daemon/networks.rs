@@ -157,8 +157,12 @@ pub(crate) struct Networks {
     default_bridge: String,
     pools: Vec<Pool>,
     netns_dir: PathBuf,
-    /// The ruleset applied last (an unchanged one is not applied again).
-    applied: Mutex<Option<::network::nft::Ruleset>>,
+    /// The ruleset applied last (an unchanged one is not applied again), and the generation
+    /// of the state it was rendered from.
+    applied: Arc<Mutex<Applied>>,
+    /// Generations of rendered rulesets (taken under the state lock, so they follow the
+    /// order of state changes).
+    rules_gen: std::sync::atomic::AtomicU64,
     /// The default bridge was made by this daemon: it and its rules stay until the daemon
     /// stops (as docker0 does), so each `run --rm` does not make and delete a bridge and an
     /// nft table (tens of milliseconds of kernel work each).
@@ -317,7 +321,8 @@ impl Networks {
             default_bridge,
             pools,
             netns_dir: opts.exec_root.join("netns"),
-            applied: Mutex::new(None),
+            applied: Arc::new(Mutex::new(Applied::default())),
+            rules_gen: std::sync::atomic::AtomicU64::new(0),
             default_kept: std::sync::atomic::AtomicBool::new(false),
         };
         {
@@ -441,8 +446,8 @@ impl Networks {
         })
     }
 
-    /// Rewrites berth's nft table from the state.
-    fn sync_rules(&self, st: &State) -> ApiResult<()> {
+    /// berth's nft table as the state says, with its generation.
+    fn ruleset(&self, st: &State) -> (u64, ::network::nft::Ruleset) {
         let default_active =
             Self::default_in_use(st) || self.default_kept.load(std::sync::atomic::Ordering::SeqCst);
         let mut rs = ::network::nft::Ruleset {
@@ -481,28 +486,78 @@ impl Networks {
                 });
             }
         }
-        let mut last = self.applied.lock().map_err(|_| poisoned())?;
-        if last.as_ref() == Some(&rs) {
+        let gen = self
+            .rules_gen
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1;
+        (gen, rs)
+    }
+
+    /// Brings berth's nft table to the state before returning (new published ports must work
+    /// when a start answers).
+    fn sync_rules(&self, st: &State) -> ApiResult<()> {
+        let (gen, rs) = self.ruleset(st);
+        apply_rules(&self.applied, gen, rs)
+    }
+
+    /// Brings berth's nft table to the state in the background: for removals (a container's
+    /// ports going away), which wait for an RCU grace period in the kernel (~15-20 ms) that
+    /// an exit or a `rm` need not wait for. A later state applied first wins.
+    fn sync_rules_later(&self, st: &State) {
+        let (gen, rs) = self.ruleset(st);
+        let applied = self.applied.clone();
+        std::thread::spawn(move || {
+            if let Err(e) = apply_rules(&applied, gen, rs) {
+                eprintln!("berth daemon: warning: cannot update the nft rules: {e}");
+            }
+        });
+    }
+}
+
+/// The ruleset in the kernel, and the generation of the state it came from.
+#[derive(Default)]
+struct Applied {
+    gen: u64,
+    rules: Option<::network::nft::Ruleset>,
+}
+
+/// Applies `rs` (of generation `gen`) unless a later one was applied already: by adding the
+/// new ports' rules when only ports were added (quick), else by replacing the table.
+fn apply_rules(applied: &Mutex<Applied>, gen: u64, rs: ::network::nft::Ruleset) -> ApiResult<()> {
+    let mut last = applied.lock().map_err(|_| poisoned())?;
+    if last.gen > gen {
+        return Ok(());
+    }
+    if last.rules.as_ref() == Some(&rs) {
+        last.gen = gen;
+        return Ok(());
+    }
+    if let Some(added) = last.rules.as_ref().and_then(|prev| rs.added_ports(prev)) {
+        if rs.apply_added(&added).is_ok() {
+            last.rules = Some(rs);
+            last.gen = gen;
             return Ok(());
         }
-        *last = None;
-        match rs.apply() {
-            Ok(()) => {}
-            // Without nft, containers still reach each other and the host; only NAT and
-            // published ports need it, so only those fail.
-            Err(::network::nft::Error::Spawn(e))
-                if e.kind() == std::io::ErrorKind::NotFound && rs.ports.is_empty() =>
-            {
-                static WARNED: std::sync::Once = std::sync::Once::new();
-                WARNED.call_once(|| {
-                    eprintln!("berth daemon: warning: nft is not installed: containers get no outbound NAT (install nftables)")
-                });
-            }
-            Err(e) => return Err(internal(e)),
-        }
-        *last = Some(rs);
-        Ok(())
+        // Whatever went wrong, replacing the whole table below sets it right.
     }
+    last.rules = None;
+    match rs.apply() {
+        Ok(()) => {}
+        // Without nft, containers still reach each other and the host; only NAT and
+        // published ports need it, so only those fail.
+        Err(::network::nft::Error::Spawn(e))
+            if e.kind() == std::io::ErrorKind::NotFound && rs.ports.is_empty() =>
+        {
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| {
+                eprintln!("berth daemon: warning: nft is not installed: containers get no outbound NAT (install nftables)")
+            });
+        }
+        Err(e) => return Err(internal(e)),
+    }
+    last.rules = Some(rs);
+    last.gen = gen;
+    Ok(())
 }
 
 // ---------------------------------------------------------------- lookups
@@ -1191,7 +1246,7 @@ pub(crate) fn teardown(inner: &Inner, id: &str) -> ApiResult<()> {
         ::network::netns::remove(&ns).map_err(internal)?;
     }
     if changed {
-        nw.sync_rules(&st)?;
+        nw.sync_rules_later(&st);
     }
     Ok(())
 }
