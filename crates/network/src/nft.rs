@@ -2,7 +2,9 @@
 //! `berth-<tag>` for a daemon with its own instance tag) and never reads or changes any other
 //! table or chain. The whole table is rendered from the daemon's state ([`Ruleset`]) and
 //! replaced in one atomic `nft -f -` transaction, so a crash never leaves half a change, and
-//! rules of containers that are gone disappear at the next apply.
+//! rules of containers that are gone disappear at the next apply. When the only change is
+//! new published ports, their rules are added instead ([`Ruleset::apply_added`]): adding is
+//! quick, while replacing or deleting rules waits for an RCU grace period in the kernel.
 //!
 //! What the table holds (iptables-nft's hooks and priorities, so it composes with Docker's or
 //! podman's rules):
