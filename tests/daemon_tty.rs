@@ -152,10 +152,9 @@ fn docker_run_exec_attach_with_a_terminal() {
     t.expect("/dev/pts/");
     t.expect("mark-42");
     t.resize(40, 120);
-    // Give the CLI's SIGWINCH -> resize call time to land, then ask again. Seen in about one
-    // run in five: the container's terminal went back to the first size after this resize (a
-    // late retry of the CLI's initial resize, not yet understood): a second window change
-    // must then set it right.
+    // Give the CLI's SIGWINCH -> resize call time to land, then ask again. On a loaded machine
+    // (CI) the resize once landed after the `stty size` was answered: if the new size does
+    // not show, change the window once more and ask again.
     std::thread::sleep(Duration::from_millis(500));
     t.send(b"stty size\r");
     if !t.expect_within("40 120", Duration::from_secs(3)) {
