@@ -572,14 +572,39 @@ fn ensure_shim(inner: &Arc<Inner>, id: &str) -> ApiResult<()> {
         return Ok(());
     }
     super::volumes::activate(inner, &c)?;
-    if let Err(e) = super::networks::setup(inner, &c) {
-        super::volumes::deactivate(inner, &c.id);
-        return Err(e);
-    }
-    let pid = spawn_shim(inner, &c).inspect_err(|_| {
-        let _ = super::networks::teardown(inner, &c.id);
-        super::volumes::deactivate(inner, &c.id);
-    })?;
+    let rules = match super::networks::setup(inner, &c) {
+        Ok(r) => r,
+        Err(e) => {
+            super::volumes::deactivate(inner, &c.id);
+            return Err(e);
+        }
+    };
+    // The container's nft rules (published ports) are applied while the shim creates it;
+    // both must be done before the start is answered.
+    let spawned = spawn_shim(inner, &c);
+    let applied = rules.wait();
+    let pid = match (spawned, applied) {
+        (Ok(pid), Ok(())) => pid,
+        (spawned, applied) => {
+            if spawned.is_ok() {
+                // Created, but its ports are not published: end the created container.
+                let sd = state_dir(inner, &c.id);
+                let kill = ControlRequest {
+                    kill: Some("SIGKILL".into()),
+                    ..Default::default()
+                };
+                if shim::client::control(&sd, &kill).is_ok() {
+                    let _ = shim::client::wait(&sd);
+                }
+            }
+            let _ = super::networks::teardown(inner, &c.id);
+            super::volumes::deactivate(inner, &c.id);
+            return Err(match (spawned, applied) {
+                (Err(e), _) | (Ok(_), Err(e)) => e,
+                (Ok(_), Ok(())) => internal("unreachable"),
+            });
+        }
+    };
     // In memory only (one fsync less per start): the start that follows stores it with the
     // running state, and after a crash the daemon asks the shim (adopt_started).
     if let Some(r) = inner

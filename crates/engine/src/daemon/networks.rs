@@ -500,6 +500,16 @@ impl Networks {
         apply_rules(&self.applied, gen, rs)
     }
 
+    /// Starts bringing berth's nft table to the state on a thread; the caller waits for it
+    /// (with [`PendingRules::wait`]) after doing other work meanwhile.
+    fn sync_rules_async(&self, st: &State) -> PendingRules {
+        let (gen, rs) = self.ruleset(st);
+        let applied = self.applied.clone();
+        PendingRules(Some(std::thread::spawn(move || {
+            apply_rules(&applied, gen, rs)
+        })))
+    }
+
     /// Brings berth's nft table to the state in the background: for removals (a container's
     /// ports going away), which wait for an RCU grace period in the kernel (~15-20 ms) that
     /// an exit or a `rm` need not wait for. A later state applied first wins.
@@ -860,18 +870,18 @@ pub(crate) fn patch_spec(
 // ---------------------------------------------------------------- start / stop
 
 /// Sets up a container's networking before its runtime creates it (blocking).
-pub(crate) fn setup(inner: &Arc<Inner>, c: &ContainerRecord) -> ApiResult<()> {
+pub(crate) fn setup(inner: &Arc<Inner>, c: &ContainerRecord) -> ApiResult<PendingRules> {
     let mode = c.host_config.network_mode.as_str();
     let dir = crate::bundle::dir(&inner.opts.data_root, &c.id);
     match mode {
         "none" => {
             write_etc(inner, c, &[], false);
-            return Ok(());
+            return Ok(PendingRules(None));
         }
         "host" => {
             copy_host_file("/etc/hosts", &dir.join("hosts"));
             copy_host_file("/etc/resolv.conf", &dir.join("resolv.conf"));
-            return Ok(());
+            return Ok(PendingRules(None));
         }
         m if m.starts_with("container:") => {
             let t = container(inner, &m["container:".len()..])?;
@@ -885,7 +895,7 @@ pub(crate) fn setup(inner: &Arc<Inner>, c: &ContainerRecord) -> ApiResult<()> {
             for f in ["hosts", "resolv.conf"] {
                 copy_host_file(&tdir.join(f).display().to_string(), &dir.join(f));
             }
-            return Ok(());
+            return Ok(PendingRules(None));
         }
         _ => {}
     }
@@ -897,13 +907,28 @@ pub(crate) fn setup(inner: &Arc<Inner>, c: &ContainerRecord) -> ApiResult<()> {
     r
 }
 
+/// nft rules being applied for a container being set up (see [`setup`]).
+pub(crate) struct PendingRules(Option<std::thread::JoinHandle<ApiResult<()>>>);
+
+impl PendingRules {
+    /// Waits until the rules are in the kernel.
+    pub(crate) fn wait(self) -> ApiResult<()> {
+        match self.0 {
+            None => Ok(()),
+            Some(h) => h
+                .join()
+                .unwrap_or_else(|_| Err(internal("the nft rules thread panicked"))),
+        }
+    }
+}
+
 fn copy_host_file(from: &str, to: &std::path::Path) {
     if let Ok(b) = std::fs::read(from) {
         let _ = std::fs::write(to, b);
     }
 }
 
-fn setup_bridge(inner: &Arc<Inner>, c: &ContainerRecord) -> ApiResult<()> {
+fn setup_bridge(inner: &Arc<Inner>, c: &ContainerRecord) -> ApiResult<PendingRules> {
     let nw = &inner.networks;
     let ns = nw.netns_path(&c.id);
     ::network::netns::create(&ns).map_err(internal)?;
@@ -1014,7 +1039,7 @@ fn setup_bridge(inner: &Arc<Inner>, c: &ContainerRecord) -> ApiResult<()> {
     st.cons.insert(c.id.clone(), cn.clone());
     save_con_with_id(inner, &c.id, &cn)?;
     st.live.entry(c.id.clone()).or_default().reservations = reservations;
-    nw.sync_rules(&st)?;
+    let pending = nw.sync_rules_async(&st);
     let user_net = cn.endpoints.iter().any(|e| {
         st.nets
             .get(&e.network_id)
@@ -1026,7 +1051,7 @@ fn setup_bridge(inner: &Arc<Inner>, c: &ContainerRecord) -> ApiResult<()> {
         start_dns(inner, &c.id)?;
     }
     write_etc(inner, c, &addrs, user_net);
-    Ok(())
+    Ok(pending)
 }
 
 fn port_taken(
