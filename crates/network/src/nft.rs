@@ -127,30 +127,7 @@ impl Ruleset {
             t.push_str("  }\n");
         }
         // filter
-        t.push_str(
-            "  chain forward {\n    type filter hook forward priority filter; policy accept;\n",
-        );
-        for b in &self.bridges {
-            if b.internal {
-                let _ = writeln!(t, "    iifname {n} oifname != {n} drop", n = q(&b.name));
-                let _ = writeln!(t, "    oifname {n} iifname != {n} drop", n = q(&b.name));
-            }
-            let others: Vec<String> = self
-                .bridges
-                .iter()
-                .filter(|o| o.name != b.name)
-                .map(|o| q(&o.name))
-                .collect();
-            if !others.is_empty() {
-                let _ = writeln!(
-                    t,
-                    "    iifname {} oifname {{ {} }} drop",
-                    q(&b.name),
-                    others.join(", ")
-                );
-            }
-        }
-        t.push_str("  }\n}\n");
+        self.render_forward(&mut t);
         t
     }
 
@@ -164,6 +141,13 @@ impl Ruleset {
         }
         let mut t = String::new();
         let _ = writeln!(t, "table ip6 {} {{", self.table);
+        self.render_forward(&mut t);
+        Some(t)
+    }
+
+    /// The `forward` chain (the same for `ip` and `ip6`) and the table's closing brace:
+    /// internal bridges cut off from every other interface, no traffic between bridges.
+    fn render_forward(&self, t: &mut String) {
         t.push_str(
             "  chain forward {\n    type filter hook forward priority filter; policy accept;\n",
         );
@@ -188,7 +172,6 @@ impl Ruleset {
             }
         }
         t.push_str("  }\n}\n");
-        Some(t)
     }
 
     /// Replaces berth's tables with this ruleset atomically; with no bridges the tables are
