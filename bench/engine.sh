@@ -40,6 +40,8 @@ IMAGE=bench-busybox:latest
 
 die() { echo "engine.sh: $*" >&2; exit 1; }
 log() { echo "engine.sh: $*" >&2; }
+# shellcheck source=lib.sh
+. "$(dirname "$SELF")/lib.sh"
 
 [[ $(id -u) == 0 ]] || die "must run as root (daemons, mounts, cgroups)"
 for tool in hyperfine jq tar dockerd containerd busybox; do
@@ -138,23 +140,13 @@ bd() { "$DOCKER_CLI" -H "unix://$B/berth.sock" "$@"; }
 "$BERTH" daemon -H "unix://$B/berth.sock" --data-root "$B/data" --exec-root "$B/exec" \
     >"$B/daemon.log" 2>&1 &
 BERTHD_PID=$!
-for _ in $(seq 100); do
-    bd version >/dev/null 2>&1 && break
-    kill -0 "$BERTHD_PID" 2>/dev/null || { tail -n 20 "$B/daemon.log" >&2; die "berth daemon exited"; }
-    sleep 0.1
-done
-bd version >/dev/null 2>&1 || { tail -n 20 "$B/daemon.log" >&2; die "berth daemon did not answer"; }
+wait_answer "berth daemon" "$BERTHD_PID" "$B/daemon.log" 100 0.1 bd version
 log "berth daemon up ($BUILD build)"
 
 # ----- private dockerd ---------------------------------------------------------------------------
 D="$WORK/docker"
 mkdir -p "$D/data" "$D/exec"
-major=$(dockerd --version | awk '{print $3}' | cut -d. -f1)
-if [[ "$major" -lt 23 ]]; then
-    printf '{"deprecated-key-path": "%s/key.json"}\n' "$D" >"$D/daemon.json"
-else
-    echo '{}' >"$D/daemon.json"
-fi
+dockerd_config "$D"
 dk() { "$DOCKER_CLI" -H "unix://$D/docker.sock" "$@"; }
 TMPDIR="$WORK" dockerd --config-file "$D/daemon.json" -H "unix://$D/docker.sock" \
     --data-root "$D/data" --exec-root "$D/exec" --pidfile "$D/docker.pid" \
@@ -162,12 +154,7 @@ TMPDIR="$WORK" dockerd --config-file "$D/daemon.json" -H "unix://$D/docker.sock"
     --userland-proxy=false --exec-opt native.cgroupdriver=cgroupfs --storage-driver overlay2 \
     --shutdown-timeout 5 --cgroup-parent "/$CGROUP" >"$D/log" 2>&1 &
 DOCKERD_PID=$!
-for _ in $(seq 150); do
-    dk version >/dev/null 2>&1 && break
-    kill -0 "$DOCKERD_PID" 2>/dev/null || { tail -n 20 "$D/log" >&2; die "dockerd exited"; }
-    sleep 0.2
-done
-dk version >/dev/null 2>&1 || { tail -n 20 "$D/log" >&2; die "dockerd did not answer"; }
+wait_answer dockerd "$DOCKERD_PID" "$D/log" 150 0.2 dk version
 dk import -c 'CMD ["sh"]' "$TAR" "$IMAGE" >/dev/null
 log "dockerd $(dk version --format '{{.Server.Version}}') up"
 
